@@ -29,7 +29,8 @@ class ClipTokenizer {
   // [batch, max_length] int64 tensor of tokenize() rows.
   torch::Tensor tokenize_batch(const std::vector<std::string>& texts,
                                int max_length = kMaxLength) const;
-  // Ids back to text (special tokens dropped, </w> turned into spaces, trimmed).
+  // Ids back to text as CLIPTokenizer.decode(ids, skip_special_tokens=True) does: BOS/EOS dropped,
+  // </w> turned into spaces, trimmed, then clean_up_tokenization (" ," -> "," etc.).
   std::string decode(const std::vector<int64_t>& ids) const;
 
   int64_t bos_id() const { return bos_id_; }
@@ -41,8 +42,10 @@ class ClipTokenizer {
   std::vector<std::string> bpe(const std::string& word) const;
 
   std::unordered_map<std::string, int64_t> id_of_;
-  std::vector<std::string> token_of_;
+  std::vector<std::string> token_of_;                // indexed by id
+  std::vector<bool> has_token_;                      // false for ids that vocab.json skips
   std::unordered_map<std::string, int> merge_rank_;  // key: left + '\x01' + right
+  std::string vocab_path_;                           // for error messages
   int64_t bos_id_ = kDefaultBos;
   int64_t eos_id_ = kDefaultEos;
 };

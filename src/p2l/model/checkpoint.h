@@ -1,0 +1,73 @@
+// Checkpoint layouts and the one place that knows how names map between them.
+//
+// p2l's modules are registered under the original (CompVis) single-file names. This unit
+//  - detects the layout of a path (diffusers folder or single .safetensors file),
+//  - maps every original name to its diffusers name (and handles the VAE attention weights,
+//    1×1 convolutions in one layout and linear layers in the other),
+//  - derives configurations (config.json, the original-layout YAML, or tensor shapes),
+//  - copies tensors into the modules, converting F16/BF16 storage to the compute dtype, and
+//    names any missing or mis-shaped tensor with its expected and found shape,
+//  - writes both layouts.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "p2l/model/stable_diffusion.h"
+
+namespace p2l::model {
+
+struct LoadOptions {
+  // Single file: original-layout YAML (v1-inference.yaml format). Default: <name>.yaml beside
+  // the file if present, else SD v1's head counts with channel counts from the tensor shapes.
+  std::string config_yaml;
+  // A folder with vocab.json + merges.txt. Default: the model's tokenizer/ folder, else the
+  // CLIP vocabulary that p2l ships (data/clip-tokenizer).
+  std::string tokenizer_dir;
+  torch::Device device = torch::kCPU;
+  torch::ScalarType dtype = torch::kFloat;
+};
+
+enum class Component { TextEncoder, UNet, Vae };
+std::string component_name(Component component);
+
+// Throws p2l::Error when the path is neither layout ("not a model").
+Layout detect_layout(const std::string& path);
+
+StableDiffusion load_stable_diffusion(const std::string& path, const LoadOptions& options = {});
+
+// Original-layout name (relative to the component, as registered in p2l's module) → diffusers
+// name (relative to the component's folder file).
+std::string diffusers_name(Component component, const std::string& original,
+                           const ModelConfig& config);
+// Prefix of a component inside a single file, e.g. "model.diffusion_model.".
+std::string single_file_prefix(Component component);
+
+// Configuration of a single file: from the YAML when given, else from the tensor shapes with
+// SD v1's head counts.
+ModelConfig config_from_original_yaml(const std::string& yaml_path,
+                                      const std::map<std::string, std::vector<int64_t>>& shapes);
+ModelConfig config_from_shapes(const std::map<std::string, std::vector<int64_t>>& shapes);
+
+// Copies named tensors into a module. `lookup` returns the stored tensor for an original-layout
+// name (undefined if absent); `display` gives the stored name for messages. Throws p2l::Error
+// naming the first missing or mis-shaped tensor.
+using TensorLookup = std::function<torch::Tensor(const std::string& original)>;
+void load_module_tensors(torch::nn::Module& module, const TensorLookup& lookup,
+                         const std::function<std::string(const std::string&)>& display,
+                         const std::string& source);
+
+// Writers. `storage` is the dtype written (F32 or F16/BF16 to halve the size).
+void save_diffusers(StableDiffusion& model, const std::string& dir,
+                    torch::ScalarType storage = torch::kFloat,
+                    const std::string& tokenizer_source_dir = "");
+void save_single_file(StableDiffusion& model, const std::string& path,
+                      torch::ScalarType storage = torch::kFloat);
+
+// Folder of the data p2l ships (P2L_DATA environment variable, else the build's data/ folder).
+std::string data_dir();
+
+}  // namespace p2l::model

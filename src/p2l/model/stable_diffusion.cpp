@@ -1,0 +1,56 @@
+#include "p2l/model/stable_diffusion.h"
+
+#include "p2l/error.h"
+
+namespace p2l::model {
+
+std::string layout_name(Layout layout) {
+  return layout == Layout::Diffusers ? "diffusers folder" : "single file (original layout)";
+}
+
+StableDiffusion StableDiffusion::create(const ModelConfig& config) {
+  StableDiffusion sd;
+  sd.config = config;
+  sd.text_encoder = ClipTextModel(config.text);
+  sd.unet = UNet(config.unet);
+  sd.vae = AutoencoderKL(config.vae);
+  sd.schedule = std::make_shared<diffusion::NoiseSchedule>(config.schedule);
+  sd.storage_dtype = "F32";
+  sd.eval();
+  return sd;
+}
+
+torch::Device StableDiffusion::device() const { return unet->parameters().front().device(); }
+
+torch::ScalarType StableDiffusion::dtype() const {
+  return unet->parameters().front().scalar_type();
+}
+
+void StableDiffusion::to(torch::Device device, torch::ScalarType dtype) {
+  text_encoder->to(device, dtype);
+  unet->to(device, dtype);
+  vae->to(device, dtype);
+}
+
+void StableDiffusion::eval() {
+  text_encoder->eval();
+  unet->eval();
+  vae->eval();
+}
+
+torch::Tensor StableDiffusion::encode_tokens(const torch::Tensor& ids) {
+  return text_encoder->forward(ids.to(device())).last_hidden_state;
+}
+
+torch::Tensor StableDiffusion::encode_prompts(const std::vector<std::string>& prompts) {
+  if (!tokenizer) throw Error("this model has no tokenizer: pass one with --tokenizer");
+  return encode_tokens(tokenizer->tokenize_batch(prompts, config.text.max_positions));
+}
+
+int64_t parameter_count(const torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace p2l::model

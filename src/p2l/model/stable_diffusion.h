@@ -1,0 +1,61 @@
+// The bundle of SD v1 components that the samplers and solvers work with: tokenizer, text
+// encoder, UNet, autoencoder and noise schedule, loaded from either checkpoint layout.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "p2l/diffusion/schedule.h"
+#include "p2l/model/clip_text.h"
+#include "p2l/model/tokenizer.h"
+#include "p2l/model/unet.h"
+#include "p2l/model/vae.h"
+
+namespace p2l::model {
+
+struct ModelConfig {
+  ClipTextConfig text = ClipTextConfig::sd_v1();
+  UNetConfig unet = UNetConfig::sd_v1();
+  VaeConfig vae = VaeConfig::sd_v1();
+  diffusion::ScheduleConfig schedule = diffusion::ScheduleConfig::sd_v1();
+
+  static ModelConfig sd_v1() { return ModelConfig{}; }
+};
+
+enum class Layout { Diffusers, SingleFile };
+std::string layout_name(Layout layout);
+
+struct StableDiffusion {
+  ModelConfig config;
+  std::shared_ptr<const ClipTokenizer> tokenizer;
+  ClipTextModel text_encoder{nullptr};
+  UNet unet{nullptr};
+  AutoencoderKL vae{nullptr};
+  std::shared_ptr<const diffusion::NoiseSchedule> schedule;
+
+  // Where it came from (for `p2l info` and run reports).
+  Layout layout = Layout::Diffusers;
+  std::string source;
+  std::string storage_dtype;  // e.g. "F32", "F16", or "F16+F32" when mixed
+
+  // Freshly initialised (random) modules for a configuration; no tokenizer.
+  static StableDiffusion create(const ModelConfig& config);
+
+  torch::Device device() const;
+  torch::ScalarType dtype() const;
+  void to(torch::Device device, torch::ScalarType dtype);
+  void eval();
+
+  // Token ids → text states [B, 77, D] (SD v1: the last hidden state after the final norm).
+  torch::Tensor encode_tokens(const torch::Tensor& ids);
+  // Text → text states; needs the tokenizer.
+  torch::Tensor encode_prompts(const std::vector<std::string>& prompts);
+};
+
+// Number of scalar parameters of a module.
+int64_t parameter_count(const torch::nn::Module& module);
+
+}  // namespace p2l::model
