@@ -1,1 +1,79 @@
-int main() { return 0; }
+// p2l: posterior sampling with latent diffusion priors. This file only wires the subcommands
+// and the options every command shares; the work is done by the library.
+#include <torch/torch.h>
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <thread>
+
+#include "commands.h"
+#include "p2l/error.h"
+#include "p2l/log.h"
+
+namespace p2l::cli {
+
+torch::Device parse_device(const std::string& name) {
+  try {
+    torch::Device device(name);
+    if (device.is_cuda() && !torch::cuda::is_available())
+      throw Error("--device " + name + ": CUDA is not available in this build or machine");
+    return device;
+  } catch (const c10::Error&) {
+    throw Error("--device: unknown device '" + name + "' (use cpu, cuda or cuda:N)");
+  }
+}
+
+}  // namespace p2l::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"p2l: image restoration by posterior sampling with latent diffusion priors"};
+  app.require_subcommand(1);
+  app.fallthrough();  // shared options (--threads, -v) may follow the subcommand
+  int threads = 0;
+  bool verbose = false, quiet = false;
+  app.add_option("--threads", threads, "CPU threads for LibTorch (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("-v,--verbose", verbose, "Debug messages (e.g. ignored checkpoint tensors)");
+  app.add_flag("-q,--quiet", quiet, "Only errors");
+  app.parse_complete_callback([&] {
+    // LibTorch starts with one intra-op thread here: use every core unless told otherwise.
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    torch::set_num_threads(threads > 0 ? threads : cores);
+    if (verbose) p2l::log::set_level(p2l::log::Level::Debug);
+    if (quiet) p2l::log::set_level(p2l::log::Level::Error);
+  });
+
+  p2l::cli::add_info_command(app);
+  p2l::cli::add_sample_command(app);
+
+  // CLI11 would only say "a subcommand is required"; name the unknown one instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string names;
+    bool known = false;
+    for (const auto* sub : app.get_subcommands({})) {
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+      known = known || sub->check_name(argv[1]);
+    }
+    if (!known) {
+      std::cerr << "p2l: error: unknown command '" << argv[1] << "' (commands: " << names << ")\n";
+      return 2;
+    }
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const p2l::Error& e) {
+    std::cerr << "p2l: error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    // LibTorch messages carry a C++ backtrace; its first line says what went wrong.
+    const std::string msg = e.what_without_backtrace();
+    std::cerr << "p2l: error: " << msg.substr(0, msg.find('\n')) << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "p2l: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -454,6 +454,7 @@ ModelConfig config_from_original_yaml(const std::string& yaml_path, const Shapes
       unet.context_dim = u["context_dim"].as<int64_t>(unet.context_dim);
       unet.transformer_depth = u["transformer_depth"].as<int64_t>(1);
       unet.use_linear_projection = u["use_linear_in_transformer"].as<bool>(false);
+      unet.sample_size = u["image_size"].as<int64_t>(unet.sample_size);
       unet.validate();
     }
     if (const auto f = params["first_stage_config"]["params"]) {

@@ -69,6 +69,8 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
   c.use_linear_projection = j.value("use_linear_projection", false);
   c.norm_groups = j.value("norm_num_groups", c.norm_groups);
   c.norm_eps = j.value("norm_eps", c.norm_eps);
+  if (j.contains("sample_size") && j["sample_size"].is_number_integer())
+    c.sample_size = j["sample_size"].get<int64_t>();
   if (!j.value("flip_sin_to_cos", true) || j.value("freq_shift", 0) != 0)
     throw Error("unet config: only flip_sin_to_cos=true, freq_shift=0 (SD v1) is supported");
   c.validate();
@@ -92,6 +94,7 @@ nlohmann::json UNetConfig::to_json() const {
                       {"use_linear_projection", use_linear_projection},
                       {"norm_num_groups", norm_groups},
                       {"norm_eps", norm_eps},
+                      {"sample_size", sample_size},
                       {"flip_sin_to_cos", true},
                       {"freq_shift", 0}};
   if (head_channels > 0) j["head_channels"] = head_channels;
@@ -107,6 +110,7 @@ void UNetConfig::validate() const {
       transformer_depth <= 0 || norm_groups <= 0)
     fail("sizes must be positive");
   if (block_out_channels[0] % 2 != 0) fail("block_out_channels[0] must be even");
+  if (sample_size <= 0) fail("sample_size must be positive");
   for (auto ch : block_out_channels) {
     if (ch <= 0 || ch % norm_groups != 0)
       fail("channels " + std::to_string(ch) + " not divisible by " +

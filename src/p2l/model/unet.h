@@ -32,6 +32,8 @@ struct UNetConfig {
   bool use_linear_projection = false;
   int64_t norm_groups = 32;
   double norm_eps = 1e-5;
+  // Latent side the model was trained at (64 for SD v1: 512 px); the default sampling size.
+  int64_t sample_size = 64;
 
   static UNetConfig sd_v1();
   // diffusers' unet/config.json.

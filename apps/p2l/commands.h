@@ -1,0 +1,18 @@
+// Each subcommand of the p2l tool lives in its own file and registers itself on the app.
+// Commands throw p2l::Error on bad input; main() prints it as one line and exits non-zero.
+#pragma once
+
+#include <torch/torch.h>
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+namespace p2l::cli {
+
+void add_info_command(CLI::App& app);
+void add_sample_command(CLI::App& app);
+
+// "cpu", "cuda", "cuda:1" → device; throws p2l::Error if unavailable.
+torch::Device parse_device(const std::string& name);
+
+}  // namespace p2l::cli
