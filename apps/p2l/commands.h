@@ -11,6 +11,8 @@ namespace p2l::cli {
 
 void add_info_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
+void add_degrade_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 
 // "cpu", "cuda", "cuda:1" → device; throws p2l::Error if unavailable.
 torch::Device parse_device(const std::string& name);

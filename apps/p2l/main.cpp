@@ -45,6 +45,8 @@ int main(int argc, char** argv) {
 
   p2l::cli::add_info_command(app);
   p2l::cli::add_sample_command(app);
+  p2l::cli::add_degrade_command(app);
+  p2l::cli::add_train_command(app);
 
   // CLI11 would only say "a subcommand is required"; name the unknown one instead.
   if (argc > 1 && argv[1][0] != '-') {

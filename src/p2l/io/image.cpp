@@ -34,6 +34,15 @@ torch::Tensor load_image(const std::string& path) {
   return to_signed(unit.permute({2, 0, 1}).unsqueeze(0).contiguous());
 }
 
+torch::Tensor load_image_gray8(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw Error(path + ": no such image file");
+  int w = 0, h = 0, channels = 0;
+  std::unique_ptr<unsigned char, decltype(&stbi_image_free)> data(
+      stbi_load(path.c_str(), &w, &h, &channels, 1), &stbi_image_free);
+  if (!data) throw Error(path + ": cannot decode image (" + stbi_failure_reason() + ")");
+  return torch::from_blob(data.get(), {h, w}, torch::kUInt8).clone();
+}
+
 void save_png(const std::string& path, const torch::Tensor& image) {
   auto img = image.detach().to(torch::kCPU, torch::kFloat);
   if (img.dim() == 4) {

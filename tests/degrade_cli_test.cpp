@@ -1,0 +1,265 @@
+// `p2l degrade` end to end through the binary: every task writes a measurement that, loaded
+// back, rebuilds the operator whose A(x) (plus the seeded noise) is the saved y bit for bit;
+// every bad input is one line on stderr and a non-zero exit.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "p2l/io/image.h"
+#include "p2l/io/safetensors.h"
+#include "p2l/operators/measurement.h"
+#include "p2l/operators/noise.h"
+
+namespace p2l::test {
+namespace {
+
+namespace fs = std::filesystem;
+namespace ops = p2l::operators;
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A fresh folder per test with a small non-square test image in it.
+class DegradeCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::path(::testing::TempDir()) /
+           ("p2l_degrade_" + std::to_string(::getpid()) + "_" + info->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    torch::manual_seed(21);
+    // Smooth content plus texture, 48×64 (divisible by the 64 preset's SR factor 4).
+    auto ramp = torch::linspace(-0.8, 0.8, 64).view({1, 1, 1, 64}).expand({1, 3, 48, 64});
+    write_image("in.png", (ramp + 0.2 * torch::rand({1, 3, 48, 64})).clamp(-1, 1));
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string write_image(const std::string& name, const torch::Tensor& image) const {
+    io::save_png(path(name), image);
+    return path(name);
+  }
+
+  RunResult run(const std::string& args) const {
+    const auto out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
+    const std::string cmd = std::string(P2L_CLI_PATH) + " --threads 1 degrade " + args + " >" +
+                            out.string() + " 2>" + err.string() + " </dev/null";
+    const int status = std::system(cmd.c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  }
+
+  // Runs a degrade that must fail: one line "p2l: error: …" containing `expected`.
+  void expect_error(const std::string& args, const std::string& expected) const {
+    SCOPED_TRACE(args);
+    const auto r = run(args);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("p2l: error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+  }
+
+  // Loads OUT.json and checks that the rebuilt operator applied to the source image, plus the
+  // recorded noise with the recorded seed, gives the saved measurement exactly.
+  ops::Measurement expect_reproducible(const std::string& out) const {
+    auto m = ops::load_measurement(path(out + ".json"));
+    EXPECT_EQ(m.source_image, fs::canonical(path("in.png")).string());
+    const auto x = io::load_image(m.source_image);
+    EXPECT_EQ(m.height, x.size(2));
+    EXPECT_EQ(m.width, x.size(3));
+    EXPECT_TRUE(torch::equal(ops::add_noise(m.op->forward(x), m.noise, m.seed), m.y));
+    EXPECT_TRUE(fs::exists(path(out + ".png")));
+    return m;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(DegradeCli, EveryTaskReproducesItsMeasurement) {
+  auto mask = torch::ones({1, 3, 48, 64});
+  mask.narrow(2, 10, 20).narrow(3, 30, 12).fill_(-1);
+  write_image("mask.png", mask);
+  const std::vector<std::pair<std::string, std::string>> tasks = {
+      {"sr", "super_resolution"},
+      {"gauss-blur", "gaussian_blur"},
+      {"motion-blur", "motion_blur"},
+      {"box-inpaint", "box_inpainting"},
+      {"random-inpaint", "random_inpainting"},
+      {"inpaint --mask " + path("mask.png"), "inpainting"},
+      {"denoise", "denoising"}};
+  for (const auto& [task, kind] : tasks) {
+    SCOPED_TRACE(task);
+    const std::string out = "m_" + task.substr(0, task.find(' '));
+    const auto r =
+        run("--task " + task + " --noise 0.05 --seed 11 " + path("in.png") + " -o " + path(out));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto m = expect_reproducible(out);
+    EXPECT_EQ(m.op->kind(), kind);
+    EXPECT_EQ(m.seed, 11u);
+    EXPECT_EQ(m.noise.kind, ops::NoiseKind::kGaussian);
+    EXPECT_EQ(m.noise.sigma, 0.05);
+    EXPECT_EQ(m.info["task"], task.substr(0, task.find(' ')));
+    EXPECT_EQ(m.info["preset"], "64");  // auto: the image is smaller than 256
+    // Kernels and masks travel with the measurement.
+    io::SafeTensorsFile file(path(out + ".safetensors"));
+    for (const auto& [name, tensor] : m.op->tensors()) EXPECT_TRUE(file.contains(name)) << name;
+  }
+  // SR writes the small image as its preview.
+  EXPECT_EQ(io::load_image(path("m_sr.png")).sizes(), (std::vector<int64_t>{1, 3, 12, 16}));
+}
+
+TEST_F(DegradeCli, NoiseFreeMeasurementIsExactlyAx) {
+  for (const std::string task : {"sr --factor 2", "motion-blur --kernel-size 15"}) {
+    SCOPED_TRACE(task);
+    ASSERT_EQ(
+        run("--task " + task + " --noise 0 " + path("in.png") + " -o " + path("clean")).exit_code,
+        0);
+    const auto m = expect_reproducible("clean");
+    EXPECT_TRUE(torch::equal(m.op->forward(io::load_image(path("in.png"))), m.y));
+  }
+}
+
+TEST_F(DegradeCli, SameSeedSameMeasurementOtherSeedOtherOne) {
+  const std::string base = "--task random-inpaint --fraction 0.5 " + path("in.png");
+  ASSERT_EQ(run(base + " --seed 5 -o " + path("a")).exit_code, 0);
+  ASSERT_EQ(run(base + " --seed 5 -o " + path("b")).exit_code, 0);
+  ASSERT_EQ(run(base + " --seed 6 -o " + path("c")).exit_code, 0);
+  const auto a = ops::load_measurement(path("a.json"));
+  const auto b = ops::load_measurement(path("b.json"));
+  const auto c = ops::load_measurement(path("c.json"));
+  EXPECT_TRUE(torch::equal(a.y, b.y));
+  EXPECT_TRUE(torch::equal(a.op->tensors().at("mask"), b.op->tensors().at("mask")));
+  EXPECT_FALSE(torch::equal(a.op->tensors().at("mask"), c.op->tensors().at("mask")));
+  EXPECT_EQ(a.op->tensors().at("mask").sum().item<double>(), 48 * 64 / 2);
+}
+
+TEST_F(DegradeCli, PresetOverridesAndPoissonNoiseAreRecorded) {
+  ASSERT_EQ(run("--task box-inpaint --preset 512 --box-size 20 --centered --poisson 2 " +
+                path("in.png") + " -o " + path("box"))
+                .exit_code,
+            0);
+  const auto m = expect_reproducible("box");
+  EXPECT_EQ(m.info["preset"], "512");
+  EXPECT_EQ(m.info["operator"]["box_size"], 20);
+  EXPECT_EQ(m.info["operator"]["placement"], "centered");
+  EXPECT_EQ(m.noise.kind, ops::NoiseKind::kPoisson);
+  EXPECT_EQ(m.noise.rate, 2.0);
+}
+
+TEST_F(DegradeCli, UserKernelAndOutputNameConvention) {
+  auto levels = torch::zeros({1, 3, 5, 5});
+  levels.select(2, 2).fill_(1);  // a horizontal 5-pixel line
+  write_image("line.png", levels * 2 - 1);
+  // A trailing .json on -o is dropped and missing folders are created.
+  const auto r = run("--task motion-blur --kernel " + path("line.png") + " " + path("in.png") +
+                     " -o " + path("deep/er/meas.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("meas.json"), std::string::npos);
+  for (const char* ext : {".json", ".safetensors", ".png"})
+    EXPECT_TRUE(fs::exists(path(std::string("deep/er/meas") + ext))) << ext;
+  const auto m = ops::load_measurement(path("deep/er/meas.json"));
+  EXPECT_EQ(m.info["operator"]["source"], path("line.png"));
+  auto want = torch::zeros({5, 5}, torch::kDouble);
+  want.select(0, 2).fill_(0.2);
+  EXPECT_TRUE(torch::allclose(m.op->tensors().at("kernel"), want));
+}
+
+TEST_F(DegradeCli, ErrorUnreadableImage) {
+  expect_error("--task sr " + path("missing.png") + " -o " + path("o"), "no such image file");
+}
+
+TEST_F(DegradeCli, ErrorCorruptImage) {
+  std::ofstream(path("corrupt.png")) << "\x89PNG\r\n\x1a\n this is not a PNG";
+  expect_error("--task sr " + path("corrupt.png") + " -o " + path("o"), "cannot decode");
+}
+
+TEST_F(DegradeCli, ErrorSizeNotDivisibleBySrFactor) {
+  expect_error("--task sr --factor 5 " + path("in.png") + " -o " + path("o"),
+               "not divisible by the factor 5");
+}
+
+TEST_F(DegradeCli, ErrorEvenKernelSize) {
+  expect_error("--task gauss-blur --kernel-size 8 " + path("in.png") + " -o " + path("o"),
+               "must be odd");
+}
+
+TEST_F(DegradeCli, ErrorEvenUserKernel) {
+  write_image("even.png", torch::ones({1, 3, 4, 4}));
+  expect_error(
+      "--task motion-blur --kernel " + path("even.png") + " " + path("in.png") + " -o " + path("o"),
+      "must be odd");
+}
+
+TEST_F(DegradeCli, ErrorMissingUserKernel) {
+  expect_error(
+      "--task motion-blur --kernel " + path("nope.png") + " " + path("in.png") + " -o " + path("o"),
+      "no such file");
+}
+
+TEST_F(DegradeCli, ErrorBadUserKernel) {
+  std::ofstream(path("bad.safetensors")) << "garbage";
+  expect_error("--task motion-blur --kernel " + path("bad.safetensors") + " " + path("in.png") +
+                   " -o " + path("o"),
+               "bad.safetensors");
+}
+
+TEST_F(DegradeCli, ErrorMaskOfWrongSize) {
+  write_image("small_mask.png", torch::ones({1, 3, 32, 32}));
+  expect_error(
+      "--task inpaint --mask " + path("small_mask.png") + " " + path("in.png") + " -o " + path("o"),
+      "the mask is 32×32 but the image is 48×64");
+}
+
+TEST_F(DegradeCli, ErrorUnknownTask) {
+  expect_error("--task deblur " + path("in.png") + " -o " + path("o"), "unknown task 'deblur'");
+}
+
+TEST_F(DegradeCli, ErrorNegativeNoise) {
+  expect_error("--task denoise --noise -0.1 " + path("in.png") + " -o " + path("o"),
+               "sigma must be ≥ 0");
+}
+
+TEST_F(DegradeCli, ErrorFractionOutsideUnitInterval) {
+  expect_error("--task random-inpaint --fraction 1.5 " + path("in.png") + " -o " + path("o"),
+               "fraction must be in [0, 1]");
+}
+
+TEST_F(DegradeCli, ErrorBoxLargerThanImage) {
+  expect_error("--task box-inpaint --box-size 50 " + path("in.png") + " -o " + path("o"),
+               "larger than the image");
+}
+
+TEST_F(DegradeCli, ErrorIntensityOutOfRange) {
+  expect_error("--task motion-blur --intensity 2 " + path("in.png") + " -o " + path("o"),
+               "intensity must be in [0, 1]");
+}
+
+TEST_F(DegradeCli, ErrorFlagOfAnotherTask) {
+  expect_error("--task gauss-blur --factor 4 " + path("in.png") + " -o " + path("o"),
+               "--factor: only for --task sr");
+}
+
+}  // namespace
+}  // namespace p2l::test
