@@ -666,6 +666,24 @@ std::vector<std::pair<std::string, torch::Tensor>> component_tensors(
 
 }  // namespace
 
+void save_module_weights(torch::nn::Module& module, const std::string& path,
+                         const std::map<std::string, std::string>& metadata) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& item : module.named_parameters(true))
+    tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU).contiguous());
+  io::save_safetensors(path, tensors, metadata);
+}
+
+void load_module_weights(torch::nn::Module& module, const std::string& path) {
+  const io::SafeTensorsFile file(path);
+  load_module_tensors(
+      module,
+      [&](const std::string& name) -> torch::Tensor {
+        return file.contains(name) ? file.load(name) : torch::Tensor();
+      },
+      [](const std::string& name) { return name; }, file.path());
+}
+
 void save_diffusers(StableDiffusion& model, const std::string& dir_path, torch::ScalarType storage,
                     const std::string& tokenizer_source_dir) {
   const fs::path dir(dir_path);

@@ -60,6 +60,11 @@ void load_module_tensors(torch::nn::Module& module, const TensorLookup& lookup,
                          const std::function<std::string(const std::string&)>& display,
                          const std::string& source);
 
+// One module's weights under its own (original-layout) names, e.g. a training stage's output.
+void save_module_weights(torch::nn::Module& module, const std::string& path,
+                         const std::map<std::string, std::string>& metadata = {});
+void load_module_weights(torch::nn::Module& module, const std::string& path);
+
 // Writers. `storage` is the dtype written (F32 or F16/BF16 to halve the size).
 void save_diffusers(StableDiffusion& model, const std::string& dir,
                     torch::ScalarType storage = torch::kFloat,

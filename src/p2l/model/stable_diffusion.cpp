@@ -47,6 +47,12 @@ torch::Tensor StableDiffusion::encode_prompts(const std::vector<std::string>& pr
   return encode_tokens(tokenizer->tokenize_batch(prompts, config.text.max_positions));
 }
 
+void use_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters())
+    if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+}
+
 int64_t parameter_count(const torch::nn::Module& module) {
   int64_t n = 0;
   for (const auto& p : module.parameters()) n += p.numel();

@@ -1,0 +1,291 @@
+// `p2l train STAGE`: builds p2l's small emoji text-to-image model from the npm emoji packages.
+// Stages: split, vae, tokenizer, unet, export, report — or `all` for every stage in order.
+// Each stage writes into the run folder and resumes from its checkpoints when run again.
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "commands.h"
+#include "p2l/diffusion/text_to_image.h"
+#include "p2l/error.h"
+#include "p2l/io/image.h"
+#include "p2l/log.h"
+#include "p2l/model/checkpoint.h"
+#include "p2l/progress.h"
+#include "p2l/train/bpe_trainer.h"
+#include "p2l/train/trainers.h"
+
+namespace p2l::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Held-out images shipped beside the model (the issue allows at most 16).
+constexpr size_t kShippedTestImages = 12;
+
+struct TrainArgs {
+  std::string stage;
+  std::string data = "data/emoji/cache";
+  std::string split = "data/emoji/test_split.txt";
+  std::string run = "runs/emoji";
+  std::string out = "models/emoji-64";
+  train::VaeOptions vae;
+  train::DiffusionOptions unet;
+  int merges = 1500;
+  int samples = 12;
+  int sample_steps = 50;
+};
+
+nlohmann::json read_json_file(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path.string() + ": missing (run the earlier training stages first)");
+  return nlohmann::json::parse(in);
+}
+
+void write_json_file(const fs::path& path, const nlohmann::json& j) {
+  std::ofstream(path) << j.dump(2) << "\n";
+}
+
+train::StepReport progress_report(Progress& progress) {
+  return [&progress](int64_t step, int64_t, double loss) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "loss %.5f", loss);
+    progress.update(step, buf);
+  };
+}
+
+std::set<std::string> test_bases(const TrainArgs& a) { return train::read_test_bases(a.split); }
+
+void stage_split(const TrainArgs& a) {
+  const auto items = train::list_emoji(a.data);
+  const auto bases = train::choose_test_bases(items, 0.1);
+  train::write_test_bases(bases, a.split);
+  size_t test_images = 0;
+  for (const auto& item : items) test_images += bases.count(item.base);
+  std::cout << "split: " << bases.size() << " test base emoji, " << test_images << " of "
+            << items.size() << " images held out -> " << a.split << "\n";
+}
+
+void stage_vae(const TrainArgs& a) {
+  const auto items = train::list_emoji(a.data);
+  const auto tests = test_bases(a);
+  const auto train_set = train::load_emoji_split(items, tests, false);
+  const auto test_set = train::load_emoji_split(items, tests, true);
+  log::info("vae: " + std::to_string(train_set.images.size(0)) + " training images");
+  auto config = train::emoji_vae_config();
+  Progress progress("vae", a.vae.steps);
+  auto vae = train::train_vae(train_set, config, a.vae, a.run, progress_report(progress));
+  progress.finish();
+  // SD's recipe: scale latents to unit variance (SD v1's 0.18215 was found the same way).
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> means;
+  const int64_t n = train_set.images.size(0);
+  for (int64_t s = 0; s < n; s += 64)
+    means.push_back(vae->encode(train_set.batch(torch::arange(s, std::min(n, s + 64)))).mean);
+  const double scaling = 1.0 / torch::cat(means).std().item<double>();
+  // A fixed subset of the training images is enough to compare against the test split.
+  train::EmojiSet train_subset = train_set;
+  train_subset.images = train_set.images.slice(0, 0, std::min<int64_t>(n, 1000));
+  const double psnr_train = train::reconstruction_psnr(vae, train_subset);
+  const double psnr_test = train::reconstruction_psnr(vae, test_set);
+  model::save_module_weights(*vae, (fs::path(a.run) / "vae.safetensors").string());
+  write_json_file(fs::path(a.run) / "vae.json",
+                  {{"scaling_factor", scaling}, {"psnr_train", psnr_train},
+                   {"psnr_test", psnr_test}, {"steps", a.vae.steps}, {"batch", a.vae.batch},
+                   {"lr", a.vae.lr}, {"crop", a.vae.crop}, {"seconds", progress.elapsed_seconds()}});
+  std::cout << "vae: PSNR train " << psnr_train << " dB, test " << psnr_test
+            << " dB, scaling factor " << scaling << "\n";
+}
+
+void stage_tokenizer(const TrainArgs& a) {
+  const auto items = train::list_emoji(a.data);
+  const auto tests = test_bases(a);
+  std::vector<std::string> captions;
+  for (const auto& item : items)
+    if (!tests.count(item.base)) captions.push_back(item.caption);
+  train::BpeTrainerOptions options;
+  options.num_merges = a.merges;
+  const auto vocab = train::train_bpe(captions, options);
+  const auto dir = fs::path(a.run) / "tokenizer";
+  train::write_clip_vocabulary(vocab, dir.string());
+  std::cout << "tokenizer: " << vocab.tokens.size() << " tokens, " << vocab.merges.size()
+            << " merges -> " << dir.string() << "\n";
+}
+
+// The model as configured for the emoji data, with the trained VAE (and tokenizer) loaded.
+model::StableDiffusion emoji_model(const TrainArgs& a) {
+  const auto tokenizer = std::make_shared<const model::ClipTokenizer>(
+      model::ClipTokenizer::from_directory((fs::path(a.run) / "tokenizer").string()));
+  model::ModelConfig config;
+  config.vae = train::emoji_vae_config();
+  config.vae.scaling_factor = read_json_file(fs::path(a.run) / "vae.json")["scaling_factor"];
+  config.text = train::emoji_text_config(static_cast<int64_t>(tokenizer->vocab_size()));
+  config.unet = train::emoji_unet_config(config.text.hidden_size);
+  auto sd = model::StableDiffusion::create(config);
+  sd.tokenizer = tokenizer;
+  model::load_module_weights(*sd.vae, (fs::path(a.run) / "vae.safetensors").string());
+  return sd;
+}
+
+void stage_unet(const TrainArgs& a) {
+  auto sd = emoji_model(a);
+  const auto items = train::list_emoji(a.data);
+  const auto tests = test_bases(a);
+  const auto train_set = train::load_emoji_split(items, tests, false);
+  const auto latents =
+      train::encode_latents(sd.vae, train_set, *sd.tokenizer, sd.config.text.max_positions);
+  Progress progress("unet", a.unet.steps);
+  train::train_diffusion(sd, latents, a.unet, a.run, progress_report(progress));
+  progress.finish();
+  model::save_module_weights(*sd.unet, (fs::path(a.run) / "unet.safetensors").string());
+  model::save_module_weights(*sd.text_encoder,
+                             (fs::path(a.run) / "text_encoder.safetensors").string());
+  write_json_file(fs::path(a.run) / "unet.json",
+                  {{"steps", a.unet.steps}, {"batch", a.unet.batch}, {"lr", a.unet.lr},
+                   {"caption_dropout", a.unet.caption_dropout},
+                   {"seconds", progress.elapsed_seconds()}});
+}
+
+void stage_export(const TrainArgs& a) {
+  auto sd = emoji_model(a);
+  model::load_module_weights(*sd.unet, (fs::path(a.run) / "unet.safetensors").string());
+  model::load_module_weights(*sd.text_encoder,
+                             (fs::path(a.run) / "text_encoder.safetensors").string());
+  // F16 storage halves the size; p2l computes in float32.
+  model::save_diffusers(sd, a.out, torch::kHalf, (fs::path(a.run) / "tokenizer").string());
+  // A few held-out images (different base emoji, alternating styles) for tests and the demo.
+  const auto items = train::list_emoji(a.data);
+  const auto tests = test_bases(a);
+  std::vector<train::EmojiItem> picked;
+  std::set<std::string> bases;
+  std::vector<train::EmojiItem> test_items;
+  for (const auto& item : items)
+    if (tests.count(item.base)) test_items.push_back(item);
+  const size_t stride = std::max<size_t>(1, test_items.size() / kShippedTestImages);
+  for (size_t i = 0; i < test_items.size() && picked.size() < kShippedTestImages; i += stride) {
+    // Alternate the styles, skipping repeats of a base emoji.
+    for (size_t j = i; j < test_items.size(); ++j) {
+      const auto& item = test_items[j];
+      const bool want_google = picked.size() % 2 == 0;
+      if (bases.count(item.base) || (item.style == "google") != want_google) continue;
+      picked.push_back(item);
+      bases.insert(item.base);
+      break;
+    }
+  }
+  const auto dir = fs::path(a.out) / "test_images";
+  fs::create_directories(dir);
+  nlohmann::json captions = nlohmann::json::object();
+  for (size_t i = 0; i < picked.size(); ++i) {
+    char name[64];
+    std::snprintf(name, sizeof name, "%02zu_%s.png", i, picked[i].style.c_str());
+    io::save_png((dir / name).string(), io::load_image(picked[i].image));
+    captions[name] = picked[i].caption;
+  }
+  write_json_file(dir / "captions.json", captions);
+  std::cout << "exported " << a.out << " with " << picked.size() << " test images\n";
+}
+
+void stage_report(const TrainArgs& a) {
+  auto sd = model::load_stable_diffusion(a.out);
+  const auto items = train::list_emoji(a.data);
+  const auto tests = test_bases(a);
+  const auto train_set = train::load_emoji_split(items, tests, false);
+  const auto test_set = train::load_emoji_split(items, tests, true);
+  nlohmann::json report;
+  report["vae_psnr_test"] = train::reconstruction_psnr(sd.vae, test_set);
+  report["vae_psnr_train"] = train::reconstruction_psnr(sd.vae, train_set);
+  const auto lat_train =
+      train::encode_latents(sd.vae, train_set, *sd.tokenizer, sd.config.text.max_positions);
+  const auto lat_test =
+      train::encode_latents(sd.vae, test_set, *sd.tokenizer, sd.config.text.max_positions);
+  report["denoising_loss_train"] = train::denoising_loss(sd, lat_train, 7);
+  report["denoising_loss_test"] = train::denoising_loss(sd, lat_test, 7);
+  // A grid of samples for test-split captions (one per base emoji, spread over the split).
+  std::vector<std::string> captions;
+  std::set<std::string> seen;
+  const size_t stride = std::max<size_t>(1, test_set.items.size() / a.samples);
+  for (size_t i = 0; i < test_set.items.size() && captions.size() < size_t(a.samples); i += stride)
+    if (seen.insert(test_set.items[i].base).second) captions.push_back(test_set.items[i].caption);
+  std::vector<torch::Tensor> tiles;
+  Progress progress("samples", static_cast<int64_t>(captions.size()));
+  for (size_t i = 0; i < captions.size(); ++i) {
+    diffusion::TextToImageOptions o;
+    o.prompt = captions[i];
+    o.steps = a.sample_steps;
+    o.cfg_scale = 3.0;
+    o.seed = i;
+    o.width = o.height = sd.config.unet.sample_size * sd.config.vae.downsampling_factor();
+    tiles.push_back(diffusion::text_to_image(sd, o).decoded.clamp(-1, 1));
+    progress.update(static_cast<int64_t>(i) + 1);
+  }
+  progress.finish();
+  const int64_t cols = 4;
+  std::vector<torch::Tensor> rows;
+  for (size_t r = 0; r * cols < tiles.size(); ++r) {
+    std::vector<torch::Tensor> row;
+    for (size_t c = 0; c < size_t(cols); ++c) {
+      const size_t k = r * cols + c;
+      row.push_back(k < tiles.size() ? tiles[k] : torch::ones_like(tiles[0]));
+    }
+    rows.push_back(torch::cat(row, 3));
+  }
+  io::save_png((fs::path(a.out) / "samples.png").string(), torch::cat(rows, 2));
+  report["sample_captions"] = captions;
+  report["sample_cfg_scale"] = 3.0;
+  report["sample_steps"] = a.sample_steps;
+  write_json_file(fs::path(a.out) / "report.json", report);
+  std::cout << report.dump(2) << "\n";
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("train", "Train p2l's small emoji latent diffusion model");
+  auto a = std::make_shared<TrainArgs>();
+  a->vae.steps = 6000;
+  a->vae.batch = 16;
+  a->vae.lr = 1e-3;
+  a->unet.steps = 12000;
+  a->unet.batch = 32;
+  a->unet.lr = 5e-4;
+  a->unet.seed = 1;
+  cmd->add_option("stage", a->stage, "split | vae | tokenizer | unet | export | report | all")
+      ->required()
+      ->check(CLI::IsMember({"split", "vae", "tokenizer", "unet", "export", "report", "all"}));
+  cmd->add_option("--data", a->data, "Folder with the emoji npm packages (scripts/fetch_emoji.sh)");
+  cmd->add_option("--split", a->split, "Test split file (base emoji codes)");
+  cmd->add_option("--run", a->run, "Run folder: checkpoints and stage outputs");
+  cmd->add_option("--out", a->out, "Exported model folder (diffusers layout)");
+  cmd->add_option("--vae-steps", a->vae.steps, "VAE training steps")->check(CLI::PositiveNumber);
+  cmd->add_option("--vae-batch", a->vae.batch, "VAE batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--vae-lr", a->vae.lr, "VAE learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--vae-crop", a->vae.crop, "VAE training crop size (0 = whole images)");
+  cmd->add_option("--unet-steps", a->unet.steps, "UNet steps")->check(CLI::PositiveNumber);
+  cmd->add_option("--unet-batch", a->unet.batch, "UNet batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--unet-lr", a->unet.lr, "UNet learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--merges", a->merges, "BPE merges")->check(CLI::PositiveNumber);
+  cmd->add_option("--checkpoint-every", a->vae.checkpoint_every, "Steps between checkpoints")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--samples", a->samples, "Sample grid size (report)");
+  cmd->add_flag("--no-channels-last", [a](int64_t) { a->vae.channels_last = a->unet.channels_last = false; },
+                "Keep the default NCHW layout (for comparison)");
+  cmd->add_flag("--no-resume", [a](int64_t) { a->vae.resume = a->unet.resume = false; },
+                "Start over instead of resuming from the run folder's checkpoints");
+  cmd->callback([a] {
+    a->unet.checkpoint_every = a->vae.checkpoint_every;
+    const auto& s = a->stage;
+    const bool all = s == "all";
+    if (s == "split" || (all && !fs::exists(a->split))) stage_split(*a);
+    if (s == "vae" || all) stage_vae(*a);
+    if (s == "tokenizer" || all) stage_tokenizer(*a);
+    if (s == "unet" || all) stage_unet(*a);
+    if (s == "export" || all) stage_export(*a);
+    if (s == "report" || all) stage_report(*a);
+  });
+}
+
+}  // namespace p2l::cli

@@ -1,0 +1,166 @@
+#include "p2l/train/emoji_dataset.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+
+#include "p2l/error.h"
+#include "p2l/io/image.h"
+
+namespace p2l::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kStyles = {"google", "twitter"};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// "hand-fingers-open" → "hand fingers open"; "family: man, woman" → "family man woman".
+std::string words(std::string s) {
+  for (auto& c : s)
+    if (c == '-' || c == '_' || c == ':' || c == ',') c = ' ';
+  std::string out;
+  for (char c : s) {
+    if (c == ' ' && (out.empty() || out.back() == ' ')) continue;
+    out += c;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return lower(out);
+}
+
+std::string skin_tone(const std::string& code) {
+  static const std::map<std::string, std::string> kTones = {
+      {"1F3FB", "light skin tone"},       {"1F3FC", "medium light skin tone"},
+      {"1F3FD", "medium skin tone"},      {"1F3FE", "medium dark skin tone"},
+      {"1F3FF", "dark skin tone"}};
+  std::string out;
+  size_t start = 0;
+  while (start <= code.size()) {
+    const auto dash = code.find('-', start);
+    const auto part = code.substr(start, dash == std::string::npos ? std::string::npos : dash - start);
+    auto it = kTones.find(part);
+    const std::string tone = it == kTones.end() ? words(part) : it->second;
+    if (out.find(tone) == std::string::npos) out += (out.empty() ? "" : ", ") + tone;
+    if (dash == std::string::npos) break;
+    start = dash + 1;
+  }
+  return out;
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+std::vector<EmojiItem> list_emoji(const std::string& cache_dir) {
+  std::vector<EmojiItem> items;
+  for (const auto& style : kStyles) {
+    const fs::path root = fs::path(cache_dir) / ("emoji-datasource-" + style) / "package";
+    const fs::path index = root / "emoji.json";
+    std::ifstream in(index);
+    if (!in)
+      throw Error(index.string() + ": missing; run scripts/fetch_emoji.sh to fetch the emoji packages");
+    nlohmann::json entries;
+    try {
+      entries = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(index.string() + ": malformed JSON (" + e.what() + ")");
+    }
+    const std::string flag = "has_img_" + style;
+    const fs::path images = root / "img" / style / "64";
+    for (const auto& e : entries) {
+      const std::string base = e.at("unified").get<std::string>();
+      std::string name = e.value("name", "");
+      if (name.empty() || name == "null") name = e.value("short_name", base);
+      const std::string subject = words(name);
+      const std::string group = words(e.value("subcategory", ""));
+      auto add = [&](const nlohmann::json& entry, const std::string& tone) {
+        if (!entry.value(flag, false)) return;
+        const auto path = images / entry.at("image").get<std::string>();
+        if (!fs::exists(path)) return;
+        std::string caption = subject;
+        if (!tone.empty()) caption += ", " + tone;
+        if (!group.empty()) caption += ", " + group;
+        caption += ", " + style + " style";
+        items.push_back({base, style, path.string(), caption});
+      };
+      add(e, "");
+      if (e.contains("skin_variations"))
+        for (const auto& [code, variation] : e["skin_variations"].items())
+          add(variation, skin_tone(code));
+    }
+  }
+  return items;
+}
+
+std::set<std::string> read_test_bases(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot read the test split");
+  std::set<std::string> bases;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    bases.insert(line);
+  }
+  return bases;
+}
+
+std::set<std::string> choose_test_bases(const std::vector<EmojiItem>& items, double fraction) {
+  std::set<std::string> bases;
+  const uint64_t cut = static_cast<uint64_t>(fraction * 1000);
+  for (const auto& item : items)
+    if (fnv1a(item.base) % 1000 < cut) bases.insert(item.base);
+  return bases;
+}
+
+void write_test_bases(const std::set<std::string>& bases, const std::string& path) {
+  std::ofstream out(path);
+  out << "# Test split of the emoji data set: base emoji (unified code) whose every skin tone and\n"
+         "# style is held out of training. Made by `p2l train split` (FNV-1a hash of the code).\n";
+  for (const auto& b : bases) out << b << "\n";
+  if (!out) throw Error(path + ": cannot write the test split");
+}
+
+std::vector<std::string> EmojiSet::captions() const {
+  std::vector<std::string> out;
+  out.reserve(items.size());
+  for (const auto& item : items) out.push_back(item.caption);
+  return out;
+}
+
+torch::Tensor EmojiSet::batch(const torch::Tensor& index) const {
+  return images.index_select(0, index).to(torch::kFloat) / 127.5 - 1.0;
+}
+
+EmojiSet load_emoji_split(const std::vector<EmojiItem>& items, const std::set<std::string>& test,
+                          bool test_split) {
+  EmojiSet set;
+  std::vector<torch::Tensor> images;
+  for (const auto& item : items) {
+    if ((test.count(item.base) > 0) != test_split) continue;
+    auto img = io::load_image(item.image);
+    if (img.size(2) != 64 || img.size(3) != 64)
+      img = torch::nn::functional::interpolate(
+          img, torch::nn::functional::InterpolateFuncOptions()
+                   .size(std::vector<int64_t>{64, 64})
+                   .mode(torch::kArea));
+    images.push_back(((img + 1) * 127.5).round().clamp(0, 255).to(torch::kUInt8));
+    set.items.push_back(item);
+  }
+  if (images.empty()) throw Error("no emoji images in the requested split");
+  set.images = torch::cat(images, 0);
+  return set;
+}
+
+}  // namespace p2l::train

@@ -1,0 +1,44 @@
+// The emoji data set p2l's small model is trained on: Noto Emoji (Google) and Twemoji
+// (Twitter) 64×64 images from the npm packages emoji-datasource-{google,twitter}, with captions
+// built from their emoji.json, split into train/test by base emoji.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+namespace p2l::train {
+
+struct EmojiItem {
+  std::string base;     // unified code of the base emoji (all skin tones and styles share it)
+  std::string style;    // "google" or "twitter"
+  std::string image;    // PNG path
+  std::string caption;  // e.g. "waving hand sign, medium skin tone, hand fingers open, google style"
+};
+
+// Reads every image listed in the packages' emoji.json under `cache_dir`
+// (cache_dir/emoji-datasource-<style>/package/...). Throws p2l::Error if a package is missing.
+std::vector<EmojiItem> list_emoji(const std::string& cache_dir);
+
+// The committed split: one base code per line (test split). Lines starting with '#' are
+// comments.
+std::set<std::string> read_test_bases(const std::string& path);
+// A deterministic ~fraction split by base code (FNV-1a hash), for making the split file.
+std::set<std::string> choose_test_bases(const std::vector<EmojiItem>& items, double fraction);
+void write_test_bases(const std::set<std::string>& bases, const std::string& path);
+
+struct EmojiSet {
+  std::vector<EmojiItem> items;
+  torch::Tensor images;  // [N, 3, 64, 64] uint8, composited on white
+  std::vector<std::string> captions() const;
+  // Float images in [-1, 1] for rows `index` (int64 tensor).
+  torch::Tensor batch(const torch::Tensor& index) const;
+};
+
+// Loads the images of the items in (test = true) or out of the test split.
+EmojiSet load_emoji_split(const std::vector<EmojiItem>& items, const std::set<std::string>& test,
+                          bool test_split);
+
+}  // namespace p2l::train

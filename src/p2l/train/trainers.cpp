@@ -1,0 +1,238 @@
+#include "p2l/train/trainers.h"
+
+#include <filesystem>
+
+#include "p2l/error.h"
+#include "p2l/log.h"
+#include "p2l/train/training_state.h"
+
+namespace p2l::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+at::Generator step_generator(uint64_t seed, int64_t step) {
+  return at::detail::createCPUGenerator(seed * 1000003ull + static_cast<uint64_t>(step) + 1);
+}
+
+torch::Tensor random_batch(int64_t n, int64_t batch, at::Generator& gen) {
+  return torch::randint(n, {batch}, gen, torch::TensorOptions().dtype(torch::kLong));
+}
+
+void check_finite(double loss, int64_t step, const std::string& stage) {
+  if (!std::isfinite(loss))
+    throw Error(stage + " training diverged at step " + std::to_string(step) +
+                " (loss is " + std::to_string(loss) + "); lower --lr and resume");
+}
+
+}  // namespace
+
+model::VaeConfig emoji_vae_config() {
+  model::VaeConfig c;
+  c.block_out_channels = {32, 64, 64};
+  c.layers_per_block = 1;
+  c.latent_channels = 4;
+  c.norm_groups = 32;
+  c.scaling_factor = 1.0;  // set from the data after training
+  return c;
+}
+
+model::ClipTextConfig emoji_text_config(int64_t vocab_size) {
+  model::ClipTextConfig c;
+  c.vocab_size = vocab_size;
+  c.hidden_size = 64;
+  c.intermediate_size = 256;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.max_positions = 77;
+  return c;
+}
+
+model::UNetConfig emoji_unet_config(int64_t context_dim) {
+  model::UNetConfig c;
+  c.block_out_channels = {64, 128, 128};
+  c.attention_levels = {false, true, true};
+  c.layers_per_block = 1;
+  c.num_heads = 4;
+  c.context_dim = context_dim;
+  c.sample_size = 16;
+  return c;
+}
+
+model::AutoencoderKL train_vae(const EmojiSet& data, const model::VaeConfig& config,
+                               const VaeOptions& o, const std::string& run_dir,
+                               const StepReport& report) {
+  fs::create_directories(run_dir);
+  torch::manual_seed(o.seed);
+  model::AutoencoderKL vae(config), ema(config);
+  copy_parameters(*ema, *vae);
+  if (o.channels_last) model::use_channels_last(*vae);
+  torch::optim::Adam optimizer(vae->parameters(), torch::optim::AdamOptions(o.lr));
+  const std::string state = (fs::path(run_dir) / "vae.state").string();
+  int64_t step = 0;
+  if (o.resume && fs::exists(state)) {
+    step = load_training_state(state, {{"model", vae.ptr().get()}, {"ema", ema.ptr().get()}},
+                               optimizer);
+    log::info("vae: resuming at step " + std::to_string(step));
+  }
+  vae->train();
+  const int64_t n = data.images.size(0);
+  for (; step < o.steps; ++step) {
+    set_learning_rate(optimizer, cosine_lr(o.lr, step, o.steps, o.warmup, 0.05));
+    auto gen = step_generator(o.seed, step);
+    auto x = data.batch(random_batch(n, o.batch, gen));
+    const bool whole = step >= static_cast<int64_t>((1 - o.whole_image_fraction) * o.steps);
+    if (!whole && o.crop > 0 && o.crop < x.size(2)) {
+      // One random crop position per step (multiples of the down-sampling factor).
+      const int64_t f = config.downsampling_factor();
+      const int64_t cells = (x.size(2) - o.crop) / f + 1;
+      auto pos = torch::randint(cells, {2}, gen, torch::TensorOptions().dtype(torch::kLong));
+      x = x.slice(2, pos[0].item<int64_t>() * f, pos[0].item<int64_t>() * f + o.crop)
+              .slice(3, pos[1].item<int64_t>() * f, pos[1].item<int64_t>() * f + o.crop);
+    }
+    if (o.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    auto posterior = vae->encode(x);
+    auto noise = torch::randn(posterior.mean.sizes(), gen, x.options());
+    auto z = posterior.mean + torch::exp(0.5 * posterior.logvar) * noise;
+    auto rec = vae->decode(z);
+    auto kl = 0.5 * (posterior.mean.pow(2) + posterior.logvar.exp() - 1 - posterior.logvar)
+                        .sum() / o.batch;
+    auto loss = (rec - x).abs().mean() + (rec - x).pow(2).mean() + o.kl_weight * kl;
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+    ema_update(*ema, *vae, step < o.warmup ? 0.0 : o.ema_decay);
+    const double value = loss.item<double>();
+    check_finite(value, step, "vae");
+    if ((step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps)
+      save_training_state(state, step + 1, {{"model", vae.ptr().get()}, {"ema", ema.ptr().get()}},
+                          optimizer);
+    if (report) report(step + 1, o.steps, value);
+  }
+  ema->eval();
+  return ema;
+}
+
+double reconstruction_psnr(model::AutoencoderKL& vae, const EmojiSet& data, int64_t batch) {
+  torch::NoGradGuard no_grad;
+  vae->eval();
+  const int64_t n = data.images.size(0);
+  double total = 0;
+  for (int64_t start = 0; start < n; start += batch) {
+    auto index = torch::arange(start, std::min(n, start + batch), torch::kLong);
+    auto x = data.batch(index);
+    auto rec = vae->decode(vae->encode(x).mean).clamp(-1, 1);
+    auto mse = ((rec - x) / 2).pow(2).mean({1, 2, 3});
+    total += (-10 * torch::log10(mse.clamp_min(1e-12))).sum().item<double>();
+  }
+  return total / n;
+}
+
+LatentSet encode_latents(model::AutoencoderKL& vae, const EmojiSet& data,
+                         const model::ClipTokenizer& tokenizer, int64_t max_length) {
+  torch::NoGradGuard no_grad;
+  vae->eval();
+  std::vector<torch::Tensor> means, stds;
+  const int64_t n = data.images.size(0);
+  for (int64_t start = 0; start < n; start += 64) {
+    auto index = torch::arange(start, std::min(n, start + 64), torch::kLong);
+    auto posterior = vae->encode(data.batch(index));
+    means.push_back(posterior.mean);
+    stds.push_back(torch::exp(0.5 * posterior.logvar));
+  }
+  return {torch::cat(means, 0), torch::cat(stds, 0),
+          tokenizer.tokenize_batch(data.captions(), static_cast<int>(max_length))};
+}
+
+void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
+                     const DiffusionOptions& o, const std::string& run_dir,
+                     const StepReport& report) {
+  fs::create_directories(run_dir);
+  torch::manual_seed(o.seed);
+  const auto& config = sd.config;
+  model::UNet ema_unet(config.unet);
+  model::ClipTextModel ema_text(config.text);
+  copy_parameters(*ema_unet, *sd.unet);
+  copy_parameters(*ema_text, *sd.text_encoder);
+  if (o.channels_last) model::use_channels_last(*sd.unet);
+  std::vector<torch::Tensor> params = sd.unet->parameters();
+  for (const auto& p : sd.text_encoder->parameters()) params.push_back(p);
+  torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(o.lr).weight_decay(1e-2));
+  const std::string state = (fs::path(run_dir) / "diffusion.state").string();
+  const std::vector<std::pair<std::string, torch::nn::Module*>> modules = {
+      {"unet", sd.unet.ptr().get()},
+      {"text", sd.text_encoder.ptr().get()},
+      {"ema_unet", ema_unet.ptr().get()},
+      {"ema_text", ema_text.ptr().get()}};
+  int64_t step = 0;
+  if (o.resume && fs::exists(state)) {
+    step = load_training_state(state, modules, optimizer);
+    log::info("diffusion: resuming at step " + std::to_string(step));
+  }
+  sd.unet->train();
+  sd.text_encoder->train();
+  const auto null_ids = sd.tokenizer->tokenize_batch({""}, static_cast<int>(latents.ids.size(1)));
+  const auto& alphas = sd.schedule->alphas_cumprod();
+  const double scale = config.vae.scaling_factor;
+  const int64_t n = latents.mean.size(0);
+  const int64_t T = config.schedule.num_train_timesteps;
+  for (; step < o.steps; ++step) {
+    set_learning_rate(optimizer, cosine_lr(o.lr, step, o.steps, o.warmup, 0.1));
+    auto gen = step_generator(o.seed, step);
+    auto index = random_batch(n, o.batch, gen);
+    auto mean = latents.mean.index_select(0, index);
+    auto std = latents.std.index_select(0, index);
+    auto z0 = (mean + std * torch::randn(mean.sizes(), gen, mean.options())) * scale;
+    auto ids = latents.ids.index_select(0, index);
+    // Caption dropout: the null prompt's ids for a share of the batch.
+    auto drop = torch::rand({o.batch}, gen) < o.caption_dropout;
+    ids = torch::where(drop.unsqueeze(1), null_ids.expand_as(ids), ids);
+    auto t = torch::randint(T, {o.batch}, gen, torch::TensorOptions().dtype(torch::kLong));
+    auto eps = torch::randn(z0.sizes(), gen, z0.options());
+    auto a = alphas.index_select(0, t).view({-1, 1, 1, 1});
+    auto zt = a.sqrt() * z0 + (1 - a).sqrt() * eps;
+    if (o.channels_last) zt = zt.contiguous(at::MemoryFormat::ChannelsLast);
+    auto context = sd.text_encoder->forward(ids).last_hidden_state;
+    auto loss = (sd.unet->forward(zt, t, context) - eps).pow(2).mean();
+    optimizer.zero_grad();
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(params, 1.0);
+    optimizer.step();
+    const double decay = step < o.warmup ? 0.0 : o.ema_decay;
+    ema_update(*ema_unet, *sd.unet, decay);
+    ema_update(*ema_text, *sd.text_encoder, decay);
+    const double value = loss.item<double>();
+    check_finite(value, step, "diffusion");
+    if ((step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps)
+      save_training_state(state, step + 1, modules, optimizer);
+    if (report) report(step + 1, o.steps, value);
+  }
+  copy_parameters(*sd.unet, *ema_unet);
+  copy_parameters(*sd.text_encoder, *ema_text);
+  sd.eval();
+}
+
+double denoising_loss(model::StableDiffusion& sd, const LatentSet& latents, uint64_t seed,
+                      int64_t batch) {
+  torch::NoGradGuard no_grad;
+  sd.eval();
+  auto gen = at::detail::createCPUGenerator(seed);
+  const auto& alphas = sd.schedule->alphas_cumprod();
+  const int64_t n = latents.mean.size(0);
+  double total = 0;
+  for (int64_t start = 0; start < n; start += batch) {
+    const int64_t b = std::min(n, start + batch) - start;
+    auto z0 = latents.mean.slice(0, start, start + b) * sd.config.vae.scaling_factor;
+    auto t = torch::randint(sd.config.schedule.num_train_timesteps, {b}, gen,
+                            torch::TensorOptions().dtype(torch::kLong));
+    auto eps = torch::randn(z0.sizes(), gen, z0.options());
+    auto a = alphas.index_select(0, t).view({-1, 1, 1, 1});
+    auto zt = a.sqrt() * z0 + (1 - a).sqrt() * eps;
+    auto context = sd.encode_tokens(latents.ids.slice(0, start, start + b));
+    total += (sd.unet->forward(zt, t, context) - eps).pow(2).mean({1, 2, 3}).sum().item<double>();
+  }
+  return total / n;
+}
+
+}  // namespace p2l::train

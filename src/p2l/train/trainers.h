@@ -1,0 +1,77 @@
+// Training of p2l's small text-to-image latent diffusion model (same architecture code as SD v1,
+// smaller configurations): the KL autoencoder first, then the text encoder and UNet jointly on
+// the autoencoder's latents. Every stage checkpoints to its run folder and resumes from it; each
+// step's randomness is drawn from (seed, step), so a resumed run continues exactly as an
+// uninterrupted one would.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "p2l/model/stable_diffusion.h"
+#include "p2l/train/emoji_dataset.h"
+
+namespace p2l::train {
+
+// The shipped 64×64 emoji model's architecture.
+model::VaeConfig emoji_vae_config();  // 3 levels: f = 4, 16×16×4 latents
+model::ClipTextConfig emoji_text_config(int64_t vocab_size);
+model::UNetConfig emoji_unet_config(int64_t context_dim);
+
+struct StageOptions {
+  int64_t steps = 1000;
+  int64_t batch = 32;
+  double lr = 1e-3;
+  int64_t warmup = 100;
+  double ema_decay = 0.999;
+  uint64_t seed = 0;
+  int64_t checkpoint_every = 250;
+  bool resume = true;
+  bool channels_last = true;  // NHWC weights and activations: faster CPU convolutions
+};
+
+// (step, total, loss) after every step.
+using StepReport = std::function<void(int64_t step, int64_t total, double loss)>;
+
+struct VaeOptions : StageOptions {
+  double kl_weight = 1e-6;
+  // Train on random crops of this side (0 = whole images): the autoencoder is convolutional,
+  // and crops cut the cost per step by (64/crop)² on a CPU.
+  int64_t crop = 32;
+  // The last share of the steps sees whole images, so the mid-block attention learns the full
+  // 16×16 latent grid it works on at inference.
+  double whole_image_fraction = 0.1;
+};
+// Trains (or resumes) the autoencoder in run_dir/vae.state; returns the EMA model.
+model::AutoencoderKL train_vae(const EmojiSet& data, const model::VaeConfig& config,
+                               const VaeOptions& options, const std::string& run_dir,
+                               const StepReport& report = {});
+
+// Mean PSNR (dB, images in [0, 1]) of decode(encode(x).mean) over a set.
+double reconstruction_psnr(model::AutoencoderKL& vae, const EmojiSet& data, int64_t batch = 64);
+
+struct DiffusionOptions : StageOptions {
+  double caption_dropout = 0.1;  // share of captions replaced by "" (for guidance, P2L's null text)
+};
+struct LatentSet {
+  torch::Tensor mean, std;  // unscaled posterior, [N, 4, h, w]
+  torch::Tensor ids;        // [N, 77] token ids
+};
+LatentSet encode_latents(model::AutoencoderKL& vae, const EmojiSet& data,
+                         const model::ClipTokenizer& tokenizer, int64_t max_length);
+
+// Trains text encoder + UNet jointly (ε-prediction, SD's schedule) on scaled latents; `model`
+// holds the VAE (with its scaling factor set) and receives the EMA weights.
+void train_diffusion(model::StableDiffusion& model, const LatentSet& latents,
+                     const DiffusionOptions& options, const std::string& run_dir,
+                     const StepReport& report = {});
+
+// Mean ε-prediction loss over a latent set at fixed timesteps and noise (seeded), for comparing
+// splits.
+double denoising_loss(model::StableDiffusion& model, const LatentSet& latents, uint64_t seed,
+                      int64_t batch = 64);
+
+}  // namespace p2l::train
