@@ -48,7 +48,7 @@ TEST(Cli, InfoDescribesBothLayouts) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     auto info = nlohmann::json::parse(r.out);
     EXPECT_GT(info["unet"]["parameters"].get<int64_t>(), 0);
-    EXPECT_EQ(info["storage_dtype"], "F32");
+    EXPECT_EQ(info["storage_dtype"], Goldens::get().meta()["precision"]["weight_storage"]);
   }
 }
 

@@ -370,7 +370,7 @@ TEST_F(SafetensorsTest, LoadsGoldens) {
   const fs::path dir =
       env != nullptr && *env != '\0' ? fs::path(env) : fs::path(P2L_DEFAULT_GOLDENS);
   const fs::path path = dir / "goldens.safetensors";
-  if (!fs::exists(path)) GTEST_SKIP() << "no goldens at " << path;
+  ASSERT_TRUE(fs::exists(path)) << "no goldens at " << path;
   SafeTensorsFile f(path.string());
   ASSERT_FALSE(f.tensors().empty());
   for (const auto& info : f.tensors()) {

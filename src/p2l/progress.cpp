@@ -39,9 +39,13 @@ void Progress::update(int64_t done, const std::string& extra) {
   const double rate = elapsed > 0 ? done / elapsed : 0;
   const double left = rate > 0 ? (total_ - done) / rate : -1;
   const int64_t percent = 100 * done / total_;
-  // Off a terminal, print every 10% (and the last step) so logs stay short.
-  if (!tty_ && done != total_ && percent / 10 == last_percent_printed_ / 10) return;
+  // Off a terminal, print every 10%, at least once a minute, and the last step, so logs stay
+  // short but still show a long step's progress.
+  if (!tty_ && done != total_ && percent / 10 == last_percent_printed_ / 10 &&
+      elapsed - last_print_seconds_ < 60)
+    return;
   last_percent_printed_ = percent;
+  last_print_seconds_ = elapsed;
   std::ostringstream line;
   line << label_ << " " << done << "/" << total_ << " (" << percent << "%) ";
   if (rate >= 1)

@@ -25,6 +25,7 @@ class Progress {
   bool enabled_;
   bool tty_;
   int64_t last_percent_printed_ = -1;
+  double last_print_seconds_ = 0;
   std::chrono::steady_clock::time_point start_;
   bool finished_ = false;
 };

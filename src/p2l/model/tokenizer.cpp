@@ -296,29 +296,12 @@ std::vector<std::string> pre_tokenize(const std::u32string& s) {
   return tokens;
 }
 
-// ---------------------------------------------------------------------------------------------
-// GPT-2/CLIP bytes_to_unicode: printable Latin-1 bytes map to themselves, the other 68 bytes to
-// U+0100.. in byte order. Each entry is the UTF-8 of the mapped code point.
-const std::vector<std::string>& byte_encoder() {
-  static const std::vector<std::string> table = [] {
-    std::vector<std::string> t(256);
-    int n = 0;
-    for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
-      char32_t cp = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++);
-      append_utf8(cp, t[b]);
-    }
-    return t;
-  }();
-  return table;
-}
-
-// Inverse of byte_encoder(), by code point.
+// Inverse of clip_byte_symbols(), by code point.
 const std::unordered_map<char32_t, unsigned char>& byte_decoder() {
   static const std::unordered_map<char32_t, unsigned char> table = [] {
     std::unordered_map<char32_t, unsigned char> t;
     for (int b = 0; b < 256; ++b) {
-      t.emplace(to_utf32(byte_encoder()[b]).at(0), static_cast<unsigned char>(b));
+      t.emplace(to_utf32(clip_byte_symbols()[b]).at(0), static_cast<unsigned char>(b));
     }
     return t;
   }();
@@ -356,6 +339,24 @@ void replace_all(std::string& s, const std::string& from, const std::string& to)
 
 }  // namespace
 
+std::vector<std::string> clip_pre_tokenize(const std::string& text) {
+  return pre_tokenize(clean(text));
+}
+
+const std::vector<std::string>& clip_byte_symbols() {
+  static const std::vector<std::string> table = [] {
+    std::vector<std::string> t(256);
+    int n = 0;
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+      char32_t cp = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++);
+      append_utf8(cp, t[b]);
+    }
+    return t;
+  }();
+  return table;
+}
+
 ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json,
                                         const std::string& merges_txt) {
   ClipTokenizer tok;
@@ -392,7 +393,7 @@ ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json,
     tok.id_of_.emplace(token, value);
   }
   // Every byte must be encodable on its own, mid-word and word-final, or bpe() could fail.
-  for (const std::string& sym : byte_encoder()) {
+  for (const std::string& sym : clip_byte_symbols()) {
     for (const std::string& t : {sym, sym + kEndOfWord}) {
       if (tok.id_of_.count(t) == 0) {
         throw Error("tokenizer: " + vocab_json + ": byte token '" + t + "' is missing");
@@ -449,7 +450,7 @@ ClipTokenizer ClipTokenizer::from_directory(const std::string& dir) {
 // every occurrence (left to right) of the adjacent pair with the lowest rank.
 std::vector<std::string> ClipTokenizer::bpe(const std::string& word) const {
   std::vector<std::string> symbols;
-  for (unsigned char b : word) symbols.push_back(byte_encoder()[b]);
+  for (unsigned char b : word) symbols.push_back(clip_byte_symbols()[b]);
   if (symbols.empty()) return symbols;
   symbols.back() += kEndOfWord;
 
@@ -484,7 +485,7 @@ std::vector<std::string> ClipTokenizer::bpe(const std::string& word) const {
 
 std::vector<int64_t> ClipTokenizer::encode(const std::string& text) const {
   std::vector<int64_t> ids;
-  for (const std::string& word : pre_tokenize(clean(text))) {
+  for (const std::string& word : clip_pre_tokenize(text)) {
     // CLIP's bpe cache is seeded with the two special tokens, so they come out whole.
     if (word == kStartOfText) {
       ids.push_back(bos_id_);

@@ -10,6 +10,16 @@
 
 namespace p2l::model {
 
+// CLIP's text pipeline, shared with the BPE trainer: the text is cleaned (HTML unescaped twice,
+// NFC, whitespace collapsed and trimmed, lower-cased; invalid UTF-8 becomes U+FFFD) and split
+// with CLIP's pre-tokenising pattern. Returns the UTF-8 pre-tokens; "<|startoftext|>" and
+// "<|endoftext|>" come out whole.
+std::vector<std::string> clip_pre_tokenize(const std::string& text);
+
+// GPT-2/CLIP bytes_to_unicode: the printable symbol of each byte, as UTF-8 (index = byte value).
+// Printable Latin-1 bytes map to themselves, the other 68 to U+0100.. in byte order.
+const std::vector<std::string>& clip_byte_symbols();
+
 class ClipTokenizer {
  public:
   // SD v1 / CLIP conventions.

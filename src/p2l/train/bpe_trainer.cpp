@@ -1,14 +1,9 @@
-// Byte-level BPE training in the manner of OpenAI CLIP / GPT-2. The cleaning and pre-tokenising
-// mirror src/p2l/model/tokenizer.cpp, whose helpers are private; only HTML unescaping is left
-// out (it never matters for captions, and a mismatch would only skew the statistics, never the
-// round trip: every byte stays encodable on its own).
+// Byte-level BPE training in the manner of OpenAI CLIP / GPT-2. The cleaning, pre-tokenising and
+// byte symbols are ClipTokenizer's own (p2l/model/tokenizer.h), so training sees exactly the
+// pre-tokens that encoding will.
 #include "p2l/train/bpe_trainer.h"
 
 #include <fcntl.h>
-#include <unicode/locid.h>
-#include <unicode/normalizer2.h>
-#include <unicode/uchar.h>
-#include <unicode/unistr.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -19,10 +14,12 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <numeric>
 #include <queue>
 #include <unordered_map>
 
 #include "p2l/error.h"
+#include "p2l/model/tokenizer.h"
 
 namespace p2l::train {
 namespace {
@@ -33,121 +30,9 @@ constexpr char kEndOfText[] = "<|endoftext|>";
 constexpr int kNumBytes = 256;
 
 // ---------------------------------------------------------------------------------------------
-// Cleaning and pre-tokenising, as ClipTokenizer::encode does them.
-
-void append_utf8(char32_t c, std::string& out) {
-  if (c < 0x80) {
-    out.push_back(static_cast<char>(c));
-  } else if (c < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else if (c < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (c >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (c >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  }
-}
-
-std::u32string to_utf32(const icu::UnicodeString& s) {
-  std::u32string out;
-  out.reserve(static_cast<size_t>(s.length()));
-  for (int32_t i = 0; i < s.length(); i = s.moveIndex32(i, 1)) {
-    out.push_back(static_cast<char32_t>(s.char32At(i)));
-  }
-  return out;
-}
-
-// Python's str.isspace, which CLIP's '\s' uses.
-bool is_space(char32_t c) {
-  return u_isUWhiteSpace(static_cast<UChar32>(c)) || (c >= 0x1C && c <= 0x1F);
-}
-
-bool is_letter(char32_t c) {  // \p{L}
-  const int8_t t = u_charType(static_cast<UChar32>(c));
-  return t == U_UPPERCASE_LETTER || t == U_LOWERCASE_LETTER || t == U_TITLECASE_LETTER ||
-         t == U_MODIFIER_LETTER || t == U_OTHER_LETTER;
-}
-
-bool is_number(char32_t c) {  // \p{N}
-  const int8_t t = u_charType(static_cast<UChar32>(c));
-  return t == U_DECIMAL_DIGIT_NUMBER || t == U_LETTER_NUMBER || t == U_OTHER_NUMBER;
-}
-
-// U+0345 matches no alternative of CLIP's IGNORECASE pattern (see tokenizer.cpp).
-bool is_unmatched(char32_t c) { return c == 0x345 || is_space(c); }
-bool is_other(char32_t c) { return !is_unmatched(c) && !is_letter(c) && !is_number(c); }
-
-// NFC, whitespace collapsed to single spaces and trimmed, then lower-cased (invalid UTF-8
-// becomes U+FFFD, as in the tokenizer).
-std::u32string clean(const std::string& text) {
-  UErrorCode status = U_ZERO_ERROR;
-  const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(status);
-  if (U_FAILURE(status)) throw Error(std::string("bpe_trainer: ICU NFC: ") + u_errorName(status));
-  const icu::UnicodeString normalized = nfc->normalize(icu::UnicodeString::fromUTF8(text), status);
-  if (U_FAILURE(status)) throw Error(std::string("bpe_trainer: ICU NFC: ") + u_errorName(status));
-
-  std::u32string collapsed;
-  bool pending_space = false;
-  for (char32_t c : to_utf32(normalized)) {
-    if (is_space(c)) {
-      pending_space = !collapsed.empty();
-      continue;
-    }
-    if (pending_space) collapsed.push_back(U' ');
-    pending_space = false;
-    collapsed.push_back(c);
-  }
-  icu::UnicodeString lower = icu::UnicodeString::fromUTF32(
-      reinterpret_cast<const UChar32*>(collapsed.data()), static_cast<int32_t>(collapsed.size()));
-  lower.toLower(icu::Locale::getRoot());
-  return to_utf32(lower);
-}
-
-// regex.findall of CLIP's pattern, as UTF-8 pre-tokens:
-//   <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
-std::vector<std::string> pre_tokenize(const std::u32string& s) {
-  static const std::u32string kLiterals[] = {
-      U"<|startoftext|>", U"<|endoftext|>", U"'s", U"'t", U"'re", U"'ve", U"'m", U"'ll", U"'d"};
-  std::vector<std::string> tokens;
-  const size_t n = s.size();
-  size_t i = 0;
-  while (i < n) {
-    if (is_unmatched(s[i])) {
-      ++i;
-      continue;
-    }
-    size_t end = i;
-    for (const std::u32string& lit : kLiterals) {
-      if (s.compare(i, lit.size(), lit) == 0) {
-        end = i + lit.size();
-        break;
-      }
-    }
-    if (end == i) {
-      if (is_letter(s[i])) {
-        while (end < n && is_letter(s[end])) ++end;
-      } else if (is_number(s[i])) {
-        end = i + 1;
-      } else {
-        while (end < n && is_other(s[end])) ++end;
-      }
-    }
-    std::string token;
-    for (size_t k = i; k < end; ++k) append_utf8(s[k], token);
-    tokens.push_back(std::move(token));
-    i = end;
-  }
-  return tokens;
-}
-
-// ---------------------------------------------------------------------------------------------
-// GPT-2/CLIP bytes_to_unicode, in its dict order (which is CLIP's vocabulary order): the
-// printable Latin-1 bytes map to themselves, then the other 68 bytes to U+0100.. in byte order.
+// CLIP's vocabulary lists the byte symbols in bytes_to_unicode's dict order: the printable bytes,
+// which map to themselves, then the other 68, which map to U+0100.. in byte order. That is the
+// order of their code points, hence of their UTF-8 strings.
 struct ByteSymbols {
   std::vector<std::string> symbol_of_id;  // 256 byte symbols, in vocabulary order
   int id_of_byte[kNumBytes];
@@ -155,19 +40,12 @@ struct ByteSymbols {
 
 const ByteSymbols& byte_symbols() {
   static const ByteSymbols table = [] {
+    const std::vector<std::string>& symbol_of_byte = model::clip_byte_symbols();
+    std::vector<int> order(kNumBytes);
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(),
+              [&](int a, int b) { return symbol_of_byte[a] < symbol_of_byte[b]; });
     ByteSymbols t;
-    std::vector<int> order;
-    std::vector<std::string> symbol_of_byte(kNumBytes);
-    int n = 0;
-    for (int b = 0; b < kNumBytes; ++b) {
-      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
-      if (printable) order.push_back(b);
-      append_utf8(printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++),
-                  symbol_of_byte[b]);
-    }
-    for (int b = 0; b < kNumBytes; ++b) {
-      if (std::find(order.begin(), order.end(), b) == order.end()) order.push_back(b);
-    }
     for (int id = 0; id < kNumBytes; ++id) {
       t.symbol_of_id.push_back(symbol_of_byte[order[id]]);
       t.id_of_byte[order[id]] = id;
@@ -394,7 +272,7 @@ BpeVocabulary train_bpe(const std::vector<std::string>& texts, const BpeTrainerO
   std::unordered_map<std::string, int> index_of_word;
   std::vector<Word> words;
   for (const std::string& text : texts) {
-    for (std::string& piece : pre_tokenize(clean(text))) {
+    for (std::string& piece : model::clip_pre_tokenize(text)) {
       // The tokenizer emits the special tokens whole, so they take no part in BPE.
       if (piece == kStartOfText || piece == kEndOfText) continue;
       auto [it, inserted] = index_of_word.emplace(std::move(piece), static_cast<int>(words.size()));

@@ -21,11 +21,12 @@ struct BpeVocabulary {
   std::vector<std::pair<std::string, std::string>> merges;  // in rank order
 };
 
-// Cleans and pre-tokenises `texts` as ClipTokenizer does (minus HTML unescaping), then learns
-// merges by repeatedly merging the most frequent adjacent pair of symbols. Ties go to the
-// lexicographically smallest (left, right) byte strings, so the result depends only on the
-// input. A pair whose concatenation is already a token is never merged, which keeps every
-// token unique and the ids dense, as in CLIP's own vocabulary. Throws p2l::Error on bad options.
+// Cleans and pre-tokenises `texts` with ClipTokenizer's own pipeline (model::clip_pre_tokenize;
+// the special tokens are left out), then learns merges by repeatedly merging the most frequent
+// adjacent pair of symbols. Ties go to the lexicographically smallest (left, right) byte strings,
+// so the result depends only on the input. A pair whose concatenation is already a token is never
+// merged, which keeps every token unique and the ids dense, as in CLIP's own vocabulary. Throws
+// p2l::Error on bad options.
 BpeVocabulary train_bpe(const std::vector<std::string>& texts, const BpeTrainerOptions& options);
 
 // Writes dir/vocab.json (token -> id, UTF-8) and dir/merges.txt ("#version: 0.2", then

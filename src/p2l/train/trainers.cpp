@@ -51,7 +51,7 @@ model::ClipTextConfig emoji_text_config(int64_t vocab_size) {
 
 model::UNetConfig emoji_unet_config(int64_t context_dim) {
   model::UNetConfig c;
-  c.block_out_channels = {64, 128, 128};
+  c.block_out_channels = {32, 64, 128};
   c.attention_levels = {false, true, true};
   c.layers_per_block = 1;
   c.num_heads = 4;
