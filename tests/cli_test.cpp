@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cli_runner.h"
 #include "goldens.h"
 #include "p2l/io/image.h"
 
@@ -14,33 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-RunResult run_cli(const std::string& args) {
-  const fs::path dir = fs::path(::testing::TempDir());
-  // Per-test names, so that tests run in parallel by ctest don't share files.
-  const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-  const auto out = dir / ("p2l_cli_" + test + ".out"), err = dir / ("p2l_cli_" + test + ".err");
-  const std::string cmd = std::string(P2L_CLI_PATH) + " " + args + " >" + out.string() + " 2>" +
-                          err.string() + " </dev/null";
-  const int status = std::system(cmd.c_str());
-  auto slurp = [](const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
-
-int count_lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
+RunResult run_cli(const std::string& args) { return run_p2l(args); }
 
 TEST(Cli, InfoDescribesBothLayouts) {
   for (const auto& path : {Goldens::get().diffusers_dir(), Goldens::get().single_file()}) {

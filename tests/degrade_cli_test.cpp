@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_runner.h"
 #include "p2l/io/image.h"
 #include "p2l/io/safetensors.h"
 #include "p2l/operators/measurement.h"
@@ -22,24 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace ops = p2l::operators;
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-int count_lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // A fresh folder per test with a small non-square test image in it.
 class DegradeCli : public ::testing::Test {
@@ -64,21 +47,13 @@ class DegradeCli : public ::testing::Test {
   }
 
   RunResult run(const std::string& args) const {
-    const auto out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    const std::string cmd = std::string(P2L_CLI_PATH) + " --threads 1 degrade " + args + " >" +
-                            out.string() + " 2>" + err.string() + " </dev/null";
-    const int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+    return run_p2l("--threads 1 degrade " + args, dir_);
   }
 
   // Runs a degrade that must fail: one line "p2l: error: …" containing `expected`.
   void expect_error(const std::string& args, const std::string& expected) const {
     SCOPED_TRACE(args);
-    const auto r = run(args);
-    EXPECT_NE(r.exit_code, 0);
-    EXPECT_EQ(count_lines(r.err), 1) << r.err;
-    EXPECT_EQ(r.err.rfind("p2l: error: ", 0), 0u) << r.err;
-    EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+    expect_one_line_error(run(args), expected);
   }
 
   // Loads OUT.json and checks that the rebuilt operator applied to the source image, plus the

@@ -9,6 +9,7 @@
 
 #include "p2l/diffusion/text_to_image.h"
 #include "p2l/io/image.h"
+#include "p2l/metrics/image_quality.h"
 #include "p2l/model/checkpoint.h"
 
 namespace p2l::test {
@@ -26,11 +27,6 @@ model::StableDiffusion& shipped() {
 nlohmann::json captions() {
   std::ifstream in(kModel / "test_images" / "captions.json");
   return nlohmann::json::parse(in);
-}
-
-double psnr(const torch::Tensor& a, const torch::Tensor& b) {
-  const double mse = ((a.clamp(-1, 1) - b) / 2).pow(2).mean().item<double>();
-  return -10 * std::log10(mse);
 }
 
 TEST(EmojiModel, LoadsAsADiffusersFolder) {
@@ -69,7 +65,7 @@ TEST(EmojiModel, AutoencoderRoundTripIsFarAboveABrokenLoader) {
   double total = 0;
   for (const auto& [file, caption] : caps.items()) {
     auto x = io::load_image((kModel / "test_images" / file).string());
-    total += psnr(sd.vae->decode_scaled(sd.vae->encode_mean(x)), x);
+    total += metrics::psnr(sd.vae->decode_scaled(sd.vae->encode_mean(x)), x);
   }
   EXPECT_GE(total / static_cast<double>(caps.size()), 25.0);
 }
@@ -84,7 +80,7 @@ TEST(EmojiModel, DISABLED_AutoencoderReconstructsHeldOutImages) {
   for (const auto& [file, caption] : caps.items()) {
     auto x = io::load_image((kModel / "test_images" / file).string());
     auto rec = sd.vae->decode_scaled(sd.vae->encode_mean(x));
-    EXPECT_GE(psnr(rec, x), 28.0) << file << " (" << caption << ")";
+    EXPECT_GE(metrics::psnr(rec, x), 28.0) << file << " (" << caption << ")";
   }
 }
 

@@ -13,6 +13,9 @@ void add_info_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
 void add_degrade_command(CLI::App& app);
 void add_train_command(CLI::App& app);
+void add_restore_command(CLI::App& app);
+void add_demo_command(CLI::App& app);
+void add_sweep_command(CLI::App& app);
 
 // "cpu", "cuda", "cuda:1" → device; throws p2l::Error if unavailable.
 torch::Device parse_device(const std::string& name);

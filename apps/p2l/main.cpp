@@ -4,11 +4,11 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
-#include <thread>
 
 #include "commands.h"
 #include "p2l/error.h"
 #include "p2l/log.h"
+#include "p2l/threads.h"
 
 namespace p2l::cli {
 
@@ -37,8 +37,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "Only errors");
   app.parse_complete_callback([&] {
     // LibTorch starts with one intra-op thread here: use every core unless told otherwise.
-    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    torch::set_num_threads(threads > 0 ? threads : cores);
+    p2l::set_threads(threads);
     if (verbose) p2l::log::set_level(p2l::log::Level::Debug);
     if (quiet) p2l::log::set_level(p2l::log::Level::Error);
   });
@@ -46,6 +45,9 @@ int main(int argc, char** argv) {
   p2l::cli::add_info_command(app);
   p2l::cli::add_sample_command(app);
   p2l::cli::add_degrade_command(app);
+  p2l::cli::add_restore_command(app);
+  p2l::cli::add_demo_command(app);
+  p2l::cli::add_sweep_command(app);
   p2l::cli::add_train_command(app);
 
   // CLI11 would only say "a subcommand is required"; name the unknown one instead.

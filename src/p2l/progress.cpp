@@ -2,15 +2,19 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
+
+#include "p2l/log.h"
 
 namespace p2l {
 
 Progress::Progress(std::string label, int64_t total, bool enabled)
     : label_(std::move(label)),
       total_(total),
-      enabled_(enabled),
+      // -q (log level error) silences progress too.
+      enabled_(enabled && log::enabled(log::Level::Info)),
       tty_(isatty(fileno(stderr)) != 0),
       start_(std::chrono::steady_clock::now()) {}
 
@@ -36,7 +40,9 @@ std::string Progress::format_duration(double seconds) {
 void Progress::update(int64_t done, const std::string& extra) {
   if (!enabled_ || total_ <= 0) return;
   const double elapsed = elapsed_seconds();
-  const double rate = elapsed > 0 ? done / elapsed : 0;
+  // A resumed run starts past 0: its rate counts only the steps done in this process.
+  if (first_done_ < 0) first_done_ = std::max<int64_t>(0, done - 1);
+  const double rate = elapsed > 0 ? (done - first_done_) / elapsed : 0;
   const double left = rate > 0 ? (total_ - done) / rate : -1;
   const int64_t percent = 100 * done / total_;
   // Off a terminal, print every 10%, at least once a minute, and the last step, so logs stay

@@ -24,6 +24,7 @@ class Progress {
   int64_t total_;
   bool enabled_;
   bool tty_;
+  int64_t first_done_ = -1;  // steps already done before this process's first update
   int64_t last_percent_printed_ = -1;
   double last_print_seconds_ = 0;
   std::chrono::steady_clock::time_point start_;

@@ -54,6 +54,8 @@ model::AutoencoderKL train_vae(const EmojiSet& data, const model::VaeConfig& con
 double reconstruction_psnr(model::AutoencoderKL& vae, const EmojiSet& data, int64_t batch = 64);
 
 struct DiffusionOptions : StageOptions {
+  // At 16×16 latents channels-last is slower than NCHW for the UNet (bench/bench_train_step).
+  DiffusionOptions() { channels_last = false; }
   double caption_dropout = 0.1;  // share of captions replaced by "" (for guidance, P2L's null text)
 };
 struct LatentSet {

@@ -1,0 +1,208 @@
+// `p2l sweep`: a grid over hyperparameters of one method on one or more tasks and images; each
+// grid point's mean ± std PSNR / SSIM, time and data residual, as a markdown table and JSON.
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "commands.h"
+#include "p2l/error.h"
+#include "p2l/io/image.h"
+#include "p2l/io/json_file.h"
+#include "p2l/model/checkpoint.h"
+#include "p2l/operators/presets.h"
+#include "p2l/solvers/restoration.h"
+
+namespace p2l::cli {
+
+namespace fs = std::filesystem;
+namespace ops = p2l::operators;
+
+namespace {
+
+struct SweepArgs {
+  std::string model, method = "p2l", output = "sweep", device = "cpu";
+  std::vector<std::string> tasks = {"sr"}, grids, images, fixed;
+  double noise = 0.05;
+  uint64_t seed = 0;
+};
+
+struct Axis {
+  std::string name;
+  std::vector<double> values;
+};
+
+Axis parse_axis(const std::string& spec) {
+  const auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+    throw Error("--grid '" + spec + "': expected NAME=V1,V2,...");
+  Axis axis{spec.substr(0, eq), {}};
+  std::stringstream values(spec.substr(eq + 1));
+  for (std::string v; std::getline(values, v, ',');)
+    axis.values.push_back(solvers::parse_hyperparameter_value(v, "--grid " + axis.name));
+  return axis;
+}
+
+// The images: files, or every PNG of folders; default the model's test_images/.
+std::vector<std::string> image_list(const SweepArgs& a) {
+  std::vector<std::string> given = a.images;
+  if (given.empty()) given.push_back((fs::path(a.model) / "test_images").string());
+  std::vector<std::string> out;
+  for (const auto& g : given) {
+    if (fs::is_directory(g)) {
+      std::vector<std::string> pngs;
+      for (const auto& e : fs::directory_iterator(g))
+        if (e.path().extension() == ".png") pngs.push_back(e.path().string());
+      std::sort(pngs.begin(), pngs.end());
+      out.insert(out.end(), pngs.begin(), pngs.end());
+    } else {
+      out.push_back(g);
+    }
+  }
+  if (out.empty()) throw Error("sweep: no images (pass --images FILES or FOLDERS)");
+  return out;
+}
+
+std::pair<double, double> mean_std(const std::vector<double>& v) {
+  double mean = 0, var = 0;
+  for (double x : v) mean += x;
+  mean /= v.size();
+  for (double x : v) var += (x - mean) * (x - mean);
+  return {mean, v.size() > 1 ? std::sqrt(var / (v.size() - 1)) : 0.0};
+}
+
+std::string pm(const std::vector<double>& v, int precision) {
+  const auto [m, s] = mean_std(v);
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(precision) << m << " ± " << s;
+  return o.str();
+}
+
+std::string value_text(double v) {
+  if (std::isinf(v)) return "inf";
+  std::ostringstream o;
+  o << v;
+  return o.str();
+}
+
+}  // namespace
+
+void add_sweep_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "sweep", "Grid over a method's hyperparameters on tasks × images: mean ± std PSNR/SSIM, "
+               "time and data residual per grid point (OUT.md, OUT.json)");
+  auto a = std::make_shared<SweepArgs>();
+  cmd->add_option("-m,--model", a->model, "Model folder")->required();
+  cmd->add_option("--method", a->method, "Method");
+  cmd->add_option("--tasks", a->tasks, "Tasks (" + ops::task_names() + ")")->delimiter(',');
+  cmd->add_option("--grid", a->grids, "NAME=V1,V2,... (repeat for a product grid)")->required();
+  cmd->add_option("--set", a->fixed, "NAME=VALUE held fixed (repeatable)");
+  cmd->add_option("--images", a->images, "Images or folders (default: the model's test_images)");
+  cmd->add_option("--noise", a->noise, "Gaussian measurement noise σ_y");
+  cmd->add_option("--seed", a->seed, "Seed of the measurements and the solvers");
+  cmd->add_option("-o,--output", a->output, "Output base: OUT.md and OUT.json");
+  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N");
+  cmd->callback([a] {
+    std::vector<Axis> axes;
+    for (const auto& g : a->grids) axes.push_back(parse_axis(g));
+    std::map<std::string, double> fixed;
+    for (const auto& f : a->fixed) {
+      auto axis = parse_axis(f);
+      if (axis.values.size() != 1) throw Error("--set " + f + ": one value expected");
+      fixed[axis.name] = axis.values[0];
+    }
+    auto defaults = solvers::default_hyperparameters(a->method, solvers::Scale::kSmall);
+    for (const auto& axis : axes)
+      if (!defaults.has(axis.name))
+        throw Error("--grid " + axis.name + " is not a hyperparameter of " + a->method);
+    const auto images = image_list(*a);
+    model::LoadOptions load;
+    load.device = parse_device(a->device);
+    auto model = model::load_stable_diffusion(a->model, load);
+
+    // Grid points: the product of the axes, first axis slowest.
+    std::vector<std::map<std::string, double>> points(1, fixed);
+    for (const auto& axis : axes) {
+      std::vector<std::map<std::string, double>> next;
+      for (const auto& p : points)
+        for (double v : axis.values) {
+          auto q = p;
+          q[axis.name] = v;
+          next.push_back(q);
+        }
+      points = next;
+    }
+    std::ostringstream table;
+    table << "| task |";
+    for (const auto& axis : axes) table << " " << axis.name << " |";
+    table << " PSNR (dB) | SSIM | residual ‖y − A(x)‖ | s / image |\n|---|";
+    for (size_t i = 0; i < axes.size(); ++i) table << "---|";
+    table << "---|---|---|---|\n";
+    auto runs = nlohmann::json::array();
+    const size_t total = a->tasks.size() * points.size() * images.size();
+    size_t done = 0;
+    for (const auto& task : a->tasks) {
+      std::vector<ops::Measurement> measurements;
+      std::vector<torch::Tensor> cleans;
+      for (size_t i = 0; i < images.size(); ++i) {
+        auto x = io::load_image(images[i]);
+        std::shared_ptr<const ops::Operator> op = ops::make_operator(
+            ops::parse_task(task), ops::TaskParams::preset(ops::preset_for_image(x.size(2), x.size(3))),
+            x.size(2), x.size(3), a->seed + i);
+        auto m = ops::measure(x, op, ops::NoiseModel::gaussian(a->noise), a->seed + i);
+        m.height = x.size(2);
+        m.width = x.size(3);
+        measurements.push_back(m);
+        cleans.push_back(x);
+      }
+      for (const auto& point : points) {
+        std::vector<double> psnr, ssim, residual, seconds;
+        for (size_t i = 0; i < images.size(); ++i) {
+          solvers::RestoreRequest request;
+          request.method = a->method;
+          request.overrides = point;
+          request.seed = a->seed + i;
+          request.ground_truth = cleans[i];
+          request.show_progress = false;
+          nlohmann::json run = {{"task", task}, {"image", images[i]}, {"point", point}};
+          try {
+            auto out = solvers::restore(model, measurements[i], request);
+            psnr.push_back(out.report["psnr"]);
+            ssim.push_back(out.report["ssim"]);
+            residual.push_back(out.report["data_residual"]);
+            seconds.push_back(out.report["seconds"]);
+            run["psnr"] = out.report["psnr"];
+            run["ssim"] = out.report["ssim"];
+            run["data_residual"] = out.report["data_residual"];
+            run["seconds"] = out.report["seconds"];
+          } catch (const solvers::DivergenceError& e) {
+            run["diverged"] = e.what();  // a grid point may be too aggressive: record it
+          }
+          runs.push_back(run);
+          std::cerr << "sweep " << ++done << "/" << total << "\r" << std::flush;
+        }
+        table << "| " << task << " |";
+        for (const auto& axis : axes) table << " " << value_text(point.at(axis.name)) << " |";
+        if (psnr.size() < images.size())
+          table << " diverged on " << images.size() - psnr.size() << " of " << images.size();
+        if (psnr.empty()) {
+          table << " | | | |\n";
+          continue;
+        }
+        table << " " << pm(psnr, 2) << " | " << pm(ssim, 3) << " | " << pm(residual, 3) << " | "
+              << std::fixed << std::setprecision(1) << mean_std(seconds).first << " |\n";
+      }
+    }
+    std::cerr << "\n";
+    auto parameters = solvers::default_hyperparameters(a->method, solvers::Scale::kSmall);
+    io::write_json(a->output + ".json",
+                   {{"method", a->method}, {"model", a->model}, {"tasks", a->tasks},
+                    {"grid", a->grids}, {"set", a->fixed}, {"noise", a->noise},
+                    {"seed", a->seed}, {"defaults", parameters.to_json()}, {"runs", runs}});
+    std::ofstream(a->output + ".md") << table.str();
+    std::cout << table.str() << "\nwrote " << a->output << ".md and " << a->output << ".json\n";
+  });
+}
+
+}  // namespace p2l::cli

@@ -1,0 +1,198 @@
+#include "p2l/solvers/guidance.h"
+
+#include <cmath>
+
+#include "p2l/diffusion/schedule.h"
+#include "p2l/diffusion/text_to_image.h"
+
+namespace p2l::solvers {
+
+nlohmann::json NetworkCounts::to_json() const {
+  return {{"unet_forward", unet_forward},       {"unet_backward", unet_backward},
+          {"encoder_forward", encoder_forward}, {"encoder_backward", encoder_backward},
+          {"decoder_forward", decoder_forward}, {"decoder_backward", decoder_backward},
+          {"operator_forward", operator_forward}};
+}
+
+Networks::Networks(const Problem& problem, NetworkCounts& counts)
+    : problem_(problem), model_(*problem.model), counts_(counts) {}
+
+torch::Tensor Networks::text_embedding(const std::string& prompt) {
+  torch::NoGradGuard no_grad;
+  return model_.encode_prompts({prompt});
+}
+
+torch::Tensor Networks::eps(const torch::Tensor& z_t, int64_t t, const torch::Tensor& text) {
+  ++counts_.unet_forward;
+  auto timestep = torch::full({z_t.size(0)}, t, torch::TensorOptions().dtype(torch::kLong));
+  return model_.unet->forward(z_t, timestep.to(z_t.device()), text);
+}
+
+torch::Tensor Networks::decode(const torch::Tensor& z) {
+  ++counts_.decoder_forward;
+  return model_.vae->decode_scaled(z);
+}
+
+torch::Tensor Networks::encode(const torch::Tensor& x) {
+  ++counts_.encoder_forward;
+  return model_.vae->encode_mean(x);
+}
+
+torch::Tensor Networks::measure(const torch::Tensor& x) {
+  ++counts_.operator_forward;
+  return problem_.op->forward(x);
+}
+
+torch::Tensor Networks::residual_norm(const torch::Tensor& x) {
+  return (problem_.y - measure(x)).norm();
+}
+
+void Networks::count_backward(std::initializer_list<Network> through) {
+  for (auto n : through) {
+    if (n == Network::kUnet) ++counts_.unet_backward;
+    if (n == Network::kEncoder) ++counts_.encoder_backward;
+    if (n == Network::kDecoder) ++counts_.decoder_backward;
+  }
+}
+
+Prediction predict(Networks& nets, const torch::Tensor& z_t, int64_t t, float alpha_bar_t,
+                   const torch::Tensor& text) {
+  Prediction p;
+  p.z_t = z_t;
+  p.eps = nets.eps(z_t, t, text);
+  p.z0 = diffusion::tweedie_estimate(z_t, p.eps, alpha_bar_t);
+  p.decoded = nets.decode(p.z0);
+  p.residual = nets.residual_norm(p.decoded);
+  return p;
+}
+
+torch::Tensor latent_gradient(Networks& nets, const torch::Tensor& loss, const torch::Tensor& z_t,
+                              std::initializer_list<Network> through) {
+  nets.count_backward(through);
+  return torch::autograd::grad({loss}, {z_t})[0];
+}
+
+torch::Tensor project_to_encoder_range(Networks& nets, const torch::Tensor& decoded, double lambda,
+                                       int64_t cg_iters) {
+  torch::NoGradGuard no_grad;
+  auto x = decoded.detach();
+  if (!std::isinf(lambda)) {
+    const auto& op = nets.op();
+    auto b = op.adjoint(nets.y()) + lambda * x;
+    x = op.solve_regularized(b, lambda, x, cg_iters);
+  }
+  return nets.encode(x);
+}
+
+torch::Tensor StepContext::ddim(const torch::Tensor& z0, const torch::Tensor& eps) const {
+  const bool noisy = diffusion::ddim_sigma(alpha_bar_t, alpha_bar_prev, eta) > 0;
+  return diffusion::ddim_from_estimate(z0, eps, alpha_bar_t, alpha_bar_prev, eta,
+                                       noisy ? draw_noise() : torch::Tensor());
+}
+
+StepResult guided_step(Networks& nets, StepContext& ctx, const torch::Tensor& text,
+                       const GuidanceLoss& loss, std::initializer_list<Network> through,
+                       const EstimateTransform& z0_for_ddim) {
+  auto z_t = ctx.z_t.detach().requires_grad_(true);
+  auto p = predict(nets, z_t, ctx.t, ctx.alpha_bar_t, text);
+  auto grad = latent_gradient(nets, loss(nets, p), z_t, through);
+  torch::NoGradGuard no_grad;
+  StepResult r;
+  r.z0 = p.z0.detach();
+  r.eps = p.eps.detach();
+  r.estimate = p.decoded.detach();
+  r.data_residual = p.residual.item<double>();
+  auto z0 = z0_for_ddim ? z0_for_ddim(r.z0, r.estimate) : r.z0;
+  r.z_prev = ctx.ddim(z0, r.eps) - grad;
+  return r;
+}
+
+StepResult ldps_step(Networks& nets, StepContext& ctx, const torch::Tensor& text, double rho,
+                     const EstimateTransform& z0_for_ddim) {
+  return guided_step(
+      nets, ctx, text, [rho](Networks&, const Prediction& p) { return rho * p.residual; },
+      {Network::kUnet, Network::kDecoder}, z0_for_ddim);
+}
+
+void check_problem(const Problem& problem) {
+  if (!problem.model || !problem.op || !problem.y.defined())
+    throw Error("solver: the problem needs a model, an operator and a measurement");
+  const auto& config = problem.model->config;
+  const int64_t f = config.vae.downsampling_factor();
+  if (problem.height <= 0 || problem.width <= 0 || problem.height % f || problem.width % f)
+    throw Error("solver: image size " + std::to_string(problem.height) + "x" +
+                std::to_string(problem.width) + " is not a positive multiple of the " +
+                "autoencoder's factor " + std::to_string(f));
+  const int64_t native = config.unet.sample_size * f;
+  if (problem.height != native || problem.width != native)
+    throw Error("solver: the measurement is for " + std::to_string(problem.height) + "x" +
+                std::to_string(problem.width) + " images but the model works at " +
+                std::to_string(native) + "x" + std::to_string(native) +
+                " (degrade an image of the model's resolution)");
+  const std::vector<int64_t> image = {1, config.vae.in_channels, problem.height, problem.width};
+  const auto expected = problem.op->output_shape(image);
+  if (problem.y.sizes().vec() != expected)
+    throw Error("solver: the measurement y has shape " + c10::str(problem.y.sizes()) +
+                " but the operator maps the image to " + c10::str(at::IntArrayRef(expected)));
+}
+
+Solution run_ddim(const Problem& problem, int64_t steps, double eta, Networks& nets,
+                  NetworkCounts& counts, const StepFunction& step,
+                  const StepObserver& observer) {
+  check_problem(problem);
+  if (steps <= 0) throw Error("solver: --steps must be positive");
+  auto& model = *problem.model;
+  const auto& schedule = *model.schedule;
+  const int64_t f = model.config.vae.downsampling_factor();
+  const auto options = torch::TensorOptions().dtype(model.dtype()).device(model.device());
+  const std::vector<int64_t> shape = {1, model.config.unet.in_channels, problem.height / f,
+                                      problem.width / f};
+  auto z = diffusion::seeded_normal(shape, problem.seed, options);
+  // Step noise (η > 0, ReSample's resampling) from its own stream, drawn on the CPU so that a
+  // seed gives the same run on every device.
+  auto noise_gen = at::detail::createCPUGenerator(problem.seed + 1);
+  Solution solution;
+  torch::Tensor last_finite;
+  const auto timesteps = schedule.timesteps(steps);
+  for (int64_t i = 0; i < steps; ++i) {
+    StepContext ctx;
+    ctx.index = i;
+    ctx.total = steps;
+    ctx.t = timesteps[i];
+    ctx.t_prev = schedule.previous_timestep(ctx.t, steps);
+    ctx.alpha_bar_t = schedule.alpha_bar(ctx.t);
+    ctx.alpha_bar_prev = schedule.alpha_bar(ctx.t_prev);
+    ctx.eta = eta;
+    ctx.z_t = z;
+    ctx.draw_noise = [&] {
+      return torch::randn(shape, noise_gen, torch::TensorOptions().dtype(torch::kFloat))
+          .to(options);
+    };
+    ctx.check_finite = [&, i](const torch::Tensor& x, const std::string& what) {
+      if (!torch::isfinite(x).all().item<bool>())
+        throw DivergenceError("solver diverged at step " + std::to_string(i + 1) + " of " +
+                                  std::to_string(steps) + " (t = " + std::to_string(ctx.t) +
+                                  "): " + what + " is not finite; lower the step size",
+                              i + 1, last_finite);
+    };
+    auto result = step(ctx);
+    if (!std::isfinite(result.data_residual))
+      ctx.check_finite(torch::tensor(result.data_residual), "the data residual");
+    ctx.check_finite(result.estimate, "the estimate D(z0)");
+    last_finite = result.estimate;
+    ctx.check_finite(result.z_prev, "the latent");
+    z = result.z_prev.detach();
+    solution.data_residual.push_back(result.data_residual);
+    if (observer) observer({i + 1, steps, ctx.t, result.data_residual, result.estimate});
+  }
+  torch::NoGradGuard no_grad;
+  solution.latent = z;
+  solution.image = nets.decode(z);
+  if (!torch::isfinite(solution.image).all().item<bool>())
+    throw DivergenceError("solver diverged: the final image D(z0) is not finite", steps,
+                          last_finite);
+  solution.counts = counts;
+  return solution;
+}
+
+}  // namespace p2l::solvers

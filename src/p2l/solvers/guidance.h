@@ -1,0 +1,109 @@
+// The pieces the solvers share (SPEC §4): the networks with evaluation counts, the Tweedie
+// estimate with gradients tracked from z_t, the data-fidelity residual through the decoder, the
+// gradient of a loss with respect to z_t, the proximal projection onto the encoder's range, and
+// the DDIM loop itself (seeded noise, divergence guard, per-step reports).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <initializer_list>
+#include <string>
+
+#include "p2l/solvers/solver.h"
+
+namespace p2l::solvers {
+
+enum class Network { kUnet, kEncoder, kDecoder };
+
+// The model and operator as the solvers call them; every call is counted.
+class Networks {
+ public:
+  Networks(const Problem& problem, NetworkCounts& counts);
+
+  torch::Tensor text_embedding(const std::string& prompt);  // [1, 77, D], no gradient
+  torch::Tensor eps(const torch::Tensor& z_t, int64_t t, const torch::Tensor& text);
+  torch::Tensor decode(const torch::Tensor& z);  // D(z) = decoder(z / s)
+  torch::Tensor encode(const torch::Tensor& x);  // E(x) = s · posterior mean
+  torch::Tensor measure(const torch::Tensor& x);  // A(x)
+  // ‖y − A(x)‖ (plain L2 norm, SPEC §2).
+  torch::Tensor residual_norm(const torch::Tensor& x);
+  // Records one backward pass through each network that is in a loss's graph.
+  void count_backward(std::initializer_list<Network> through);
+
+  const Problem& problem() const { return problem_; }
+  const operators::Operator& op() const { return *problem_.op; }
+  const torch::Tensor& y() const { return problem_.y; }
+
+ private:
+  const Problem& problem_;
+  model::StableDiffusion& model_;
+  NetworkCounts& counts_;
+};
+
+// ε(z_t, t, C) and ẑ0 from a z_t that requires grad (or not), with D(ẑ0) and ‖y − A(D(ẑ0))‖.
+struct Prediction {
+  torch::Tensor z_t, eps, z0, decoded, residual;
+};
+Prediction predict(Networks& nets, const torch::Tensor& z_t, int64_t t, float alpha_bar_t,
+                   const torch::Tensor& text);
+
+// ∇_{z_t} loss (the graph is freed), counting a backward pass through `through`.
+torch::Tensor latent_gradient(Networks& nets, const torch::Tensor& loss, const torch::Tensor& z_t,
+                              std::initializer_list<Network> through);
+
+// P2L's step 3: x* = argmin ‖y − Ax‖² + λ‖x − D(ẑ0)‖² (CG from D(ẑ0), or the closed form for
+// masks), then E(x*). λ = ∞ is the pure range projection E(D(ẑ0)). No gradient.
+torch::Tensor project_to_encoder_range(Networks& nets, const torch::Tensor& decoded, double lambda,
+                                       int64_t cg_iters);
+
+// One step of the DDIM loop as a solver sees it.
+struct StepContext {
+  int64_t index = 0;  // 0-based
+  int64_t total = 0;
+  int64_t t = 0, t_prev = 0;
+  float alpha_bar_t = 0, alpha_bar_prev = 0;
+  double eta = 0;
+  torch::Tensor z_t;
+  // Fresh N(0, I) noise of z_t's shape, drawn from the run's seed (deterministic per step).
+  std::function<torch::Tensor()> draw_noise;
+  // Throws DivergenceError naming this step unless every value of `x` is finite.
+  std::function<void(const torch::Tensor& x, const std::string& what)> check_finite;
+
+  // The deterministic DDIM update with ẑ0 and ε (plus σξ when η > 0).
+  torch::Tensor ddim(const torch::Tensor& z0, const torch::Tensor& eps) const;
+};
+
+struct StepResult {
+  torch::Tensor z_prev;      // z_{t_prev}
+  double data_residual = 0;  // ‖y − A(D(ẑ0))‖ of this step
+  torch::Tensor estimate;    // D(ẑ0), detached
+  torch::Tensor z0, eps;     // ẑ0 and ε of this step, detached
+};
+
+// The step every method builds on: ε, ẑ0, D(ẑ0) and ‖y − A(D(ẑ0))‖ with gradients from z_t
+// under the text embedding; the DDIM step to z' from `z0_for_ddim(ẑ0, D(ẑ0))` (ẑ0 itself when
+// empty; P2L projects here); then z' − ∇_{z_t} loss(prediction). `through` names the networks
+// in the loss's graph (for the evaluation counts).
+using EstimateTransform =
+    std::function<torch::Tensor(const torch::Tensor& z0, const torch::Tensor& decoded)>;
+using GuidanceLoss = std::function<torch::Tensor(Networks& nets, const Prediction& p)>;
+StepResult guided_step(Networks& nets, StepContext& ctx, const torch::Tensor& text,
+                       const GuidanceLoss& loss, std::initializer_list<Network> through,
+                       const EstimateTransform& z0_for_ddim = {});
+
+// LDPS's step: the loss ρ‖y − A(D(ẑ0))‖ (P2L and ReSample reuse it).
+StepResult ldps_step(Networks& nets, StepContext& ctx, const torch::Tensor& text, double rho,
+                     const EstimateTransform& z0_for_ddim = {});
+using StepFunction = std::function<StepResult(StepContext&)>;
+
+// Runs N DDIM steps from z_T ~ N(0, I) (seeded, drawn on the CPU), calling `step` for each,
+// checking every latent and residual for NaN/Inf, and decodes the final latent.
+Solution run_ddim(const Problem& problem, int64_t steps, double eta, Networks& nets,
+                  NetworkCounts& counts, const StepFunction& step,
+                  const StepObserver& observer);
+
+// Checks that the model can restore problem's image size and y matches the operator.
+void check_problem(const Problem& problem);
+
+}  // namespace p2l::solvers

@@ -1,0 +1,101 @@
+// The interface every posterior-sampling solver implements (SPEC §4): given the model, the
+// forward operator and the measurement y, run N DDIM steps from seeded noise and return the
+// restored latent and image, with the network evaluations spent.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "p2l/error.h"
+#include "p2l/model/stable_diffusion.h"
+#include "p2l/operators/operator.h"
+#include "p2l/solvers/hyperparameters.h"
+
+namespace p2l::solvers {
+
+// What one restoration works on. y is [1, C, h, w] on the model's device and dtype.
+struct Problem {
+  model::StableDiffusion* model = nullptr;
+  std::shared_ptr<const operators::Operator> op;
+  torch::Tensor y;
+  int64_t height = 0, width = 0;  // of the image to restore
+  uint64_t seed = 0;
+  std::string prompt;  // initial text condition ("" = the null prompt)
+};
+
+// Network evaluations (batch items count once each call).
+struct NetworkCounts {
+  int64_t unet_forward = 0, unet_backward = 0;
+  int64_t encoder_forward = 0, encoder_backward = 0;
+  int64_t decoder_forward = 0, decoder_backward = 0;
+  int64_t operator_forward = 0;
+  nlohmann::json to_json() const;
+};
+
+// After each step: step index (1-based), the total, the timestep, ‖y − A(D(ẑ0))‖ of that step,
+// and D(ẑ0) (detached) for previews.
+struct StepReport {
+  int64_t step = 0, total = 0, timestep = 0;
+  double data_residual = 0;
+  torch::Tensor estimate;  // D(ẑ0), [1, 3, H, W] in [-1, 1] nominally
+};
+using StepObserver = std::function<void(const StepReport&)>;
+
+struct Solution {
+  torch::Tensor latent;  // z_0 [1, 4, h, w]
+  torch::Tensor image;   // D(z_0), unclamped
+  NetworkCounts counts;
+  std::vector<double> data_residual;  // per step, ‖y − A(D(ẑ0))‖
+  nlohmann::json diagnostics = nlohmann::json::object();  // method-specific traces
+};
+
+// A NaN/Inf in the latent, the text embedding or a loss: names the step and carries the last
+// finite estimate D(ẑ0) so the caller can save it.
+class DivergenceError : public Error {
+ public:
+  DivergenceError(const std::string& message, int64_t step, torch::Tensor last_finite)
+      : Error(message), step_(step), last_finite_(std::move(last_finite)) {}
+  int64_t step() const { return step_; }
+  const torch::Tensor& last_finite_estimate() const { return last_finite_; }
+
+ private:
+  int64_t step_;
+  torch::Tensor last_finite_;
+};
+
+class Solver {
+ public:
+  explicit Solver(Hyperparameters parameters) : parameters_(std::move(parameters)) {}
+  virtual ~Solver() = default;
+  virtual std::string name() const = 0;
+  const Hyperparameters& parameters() const { return parameters_; }
+  Hyperparameters& parameters() { return parameters_; }
+  // Throws p2l::Error for a problem the model cannot take (resolution, channels) and
+  // DivergenceError when the run produces non-finite values.
+  virtual Solution solve(const Problem& problem, const StepObserver& observer = {}) = 0;
+
+ protected:
+  Hyperparameters parameters_;
+};
+
+// The methods p2l ships, by CLI name: p2l, ldps, gml-dps, psld, resample.
+const std::vector<std::string>& method_names();
+
+// Which defaults to start from: SD at 512² or p2l's small emoji model (64²).
+enum class Scale { kSd512, kSmall };
+Scale scale_for(const model::StableDiffusion& model);
+
+// A solver with the defaults for (method, scale, task); task is an operator kind
+// ("super_resolution", …) or "" for the method's general default. Throws p2l::Error naming
+// an unknown method.
+std::unique_ptr<Solver> make_solver(const std::string& method, Scale scale,
+                                    const std::string& task = "");
+// The default table alone (for help texts, sweeps and reports).
+Hyperparameters default_hyperparameters(const std::string& method, Scale scale,
+                                        const std::string& task = "");
+
+}  // namespace p2l::solvers

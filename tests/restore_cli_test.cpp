@@ -1,0 +1,161 @@
+// `p2l restore` end to end through the binary on the shipped model: outputs, report, previews,
+// and one-line errors for bad input (unknown method, foreign hyperparameter, wrong resolution,
+// diverging step size: which also keeps the last finite estimate and a report).
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "cli_runner.h"
+#include "p2l/io/image.h"
+
+namespace p2l::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kModel = fs::path(P2L_MODELS_DIR) / "emoji-64";
+
+class RestoreCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::path(::testing::TempDir()) /
+           ("p2l_restore_" + std::to_string(::getpid()) + "_" + info->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  // -q: progress lines off, so that stderr holds only an error.
+  RunResult p2l(const std::string& args) const { return run_p2l("--threads 2 -q " + args, dir_); }
+  std::string image() const { return (kModel / "test_images" / "00_google.png").string(); }
+  // Degrades the shipped test image with `task`; returns the measurement JSON's path.
+  std::string degrade(const std::string& task, const std::string& input = "") const {
+    const auto r = p2l("degrade --task " + task + " --noise 0.05 --seed 2 " +
+                       (input.empty() ? image() : input) + " -o " + path("meas"));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return path("meas.json");
+  }
+  RunResult restore(const std::string& args) const {
+    return p2l("restore -m " + kModel.string() + " " + args);
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(RestoreCli, WritesImageReportAndPreviews) {
+  const auto meas = degrade("sr");
+  const auto r = restore("--measurement " + meas + " --method p2l --steps 5 --seed 3 " +
+                         "--preview-every 2 --prompt \"\" -o " + path("out.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("PSNR"), std::string::npos) << r.out;
+  const auto restored = io::load_image(path("out.png"));
+  EXPECT_EQ(restored.sizes(), (std::vector<int64_t>{1, 3, 64, 64}));
+  const auto report = nlohmann::json::parse(slurp(path("out.json")));
+  EXPECT_EQ(report["method"], "p2l");
+  EXPECT_EQ(report["status"], "finished");
+  EXPECT_EQ(report["task"], "super_resolution");
+  EXPECT_EQ(report["parameters"]["steps"], 5);
+  for (const char* key : {"rho", "prompt-iters", "prompt-lr", "lambda", "projection-every",
+                          "cg-iters", "prompt-tuning", "projection", "eta"})
+    EXPECT_TRUE(report["parameters"].contains(key)) << key;
+  const auto& counts = report["network_evaluations"];
+  EXPECT_EQ(counts["unet_forward"], 10);  // K = 1 prompt iteration + 1 latent step, 5 steps
+  EXPECT_EQ(counts["unet_backward"], 10);
+  EXPECT_GT(report["seconds"].get<double>(), 0);
+  EXPECT_GT(report["peak_memory_mib"].get<double>(), 0);
+  EXPECT_GT(report["data_residual"].get<double>(), 0);
+  EXPECT_EQ(report["data_residual_per_step"].size(), 5u);
+  for (const char* key : {"psnr", "ssim", "naive_psnr", "naive_ssim"})
+    EXPECT_TRUE(report[key].is_number()) << key;
+  for (const char* step : {"step-0002.png", "step-0004.png", "step-0005.png"})
+    EXPECT_TRUE(fs::exists(dir_ / "out.preview" / step)) << step;
+  EXPECT_FALSE(fs::exists(dir_ / "out.preview" / "step-0003.png"));
+}
+
+TEST_F(RestoreCli, ExplicitGroundTruthAndHyperparameterFlags) {
+  const auto meas = degrade("box-inpaint");
+  const auto r = restore("--measurement " + meas + " --method psld --steps 3 --omega 0.5 " +
+                         "--gamma 0.2 --ground-truth " + image() + " -o " + path("psld.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto report = nlohmann::json::parse(slurp(path("psld.json")));
+  EXPECT_EQ(report["parameters"]["omega"], 0.5);
+  EXPECT_EQ(report["parameters"]["gamma"], 0.2);
+  EXPECT_TRUE(report["psnr"].is_number());
+  const auto inf = restore("--measurement " + meas + " --method p2l --steps 2 --lambda inf " +
+                           "--projection-start 0 -o " + path("inf.png"));
+  ASSERT_EQ(inf.exit_code, 0) << inf.err;
+  EXPECT_EQ(nlohmann::json::parse(slurp(path("inf.json")))["parameters"]["lambda"], "inf");
+}
+
+TEST_F(RestoreCli, ErrorsForBadInput) {
+  const auto meas = degrade("gauss-blur");
+  expect_one_line_error(restore("--measurement " + meas + " --method dps -o " + path("o.png")),
+                        "unknown method 'dps'");
+  expect_one_line_error(
+      restore("--measurement " + meas + " --method p2l --omega 1 -o " + path("o.png")),
+      "--omega is not a hyperparameter of p2l");
+  expect_one_line_error(
+      restore("--measurement " + meas + " --method ldps --rho abc -o " + path("o.png")),
+      "--rho: 'abc' is not a number");
+  expect_one_line_error(
+      restore("--measurement " + meas + " --method ldps --steps 2.5 -o " + path("o.png")),
+      "--steps must be a whole number");
+  expect_one_line_error(restore("--measurement " + path("missing.json") + " -o " + path("o.png")),
+                        "missing.json");
+  EXPECT_FALSE(fs::exists(path("o.png")));
+  // A measurement of a 32×32 image does not fit the 64×64 model.
+  io::save_png(path("small.png"), io::load_image(image()).slice(2, 0, 32).slice(3, 0, 32));
+  const auto small = degrade("sr", path("small.png"));
+  expect_one_line_error(restore("--measurement " + small + " --method ldps -o " + path("o.png")),
+                        "the model works at 64x64");
+}
+
+TEST_F(RestoreCli, DivergenceNamesTheStepAndKeepsTheLastFiniteEstimate) {
+  const auto meas = degrade("sr");
+  const auto r = restore("--measurement " + meas + " --method ldps --steps 10 --rho 1e30 -o " +
+                         path("div.png"));
+  expect_one_line_error(r, "diverged at step");
+  EXPECT_FALSE(fs::exists(path("div.png")));
+  EXPECT_TRUE(fs::exists(path("div.last-finite.png")));
+  const auto report = nlohmann::json::parse(slurp(path("div.json")));
+  EXPECT_EQ(report["status"], "diverged");
+  EXPECT_GE(report["step"].get<int>(), 1);
+}
+
+TEST_F(RestoreCli, DemoWritesMontageAndTable) {
+  const auto r = p2l("demo -m " + kModel.string() + " --tasks sr,box-inpaint --methods ldps,p2l " +
+                     "--steps 3 -o " + path("demo.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| sr | p2l |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| box-inpaint | (naive) |"), std::string::npos) << r.out;
+  // 2 rows (tasks) × 5 columns (clean, measurement, naive, 2 methods) of 64² cells, 2-px gaps.
+  const auto montage = io::load_image(path("demo.png"));
+  EXPECT_EQ(montage.size(2), 2 * 64 + 3 * 2);
+  EXPECT_EQ(montage.size(3), 5 * 64 + 6 * 2);
+  const auto table = nlohmann::json::parse(slurp(path("demo.json")));
+  ASSERT_EQ(table["results"].size(), 4u);
+  EXPECT_EQ(table["results"][0]["parameters"]["steps"], 3);
+  expect_one_line_error(p2l("demo -m " + kModel.string() + " --methods ldps,nope"),
+                        "unknown method 'nope'");
+}
+
+TEST_F(RestoreCli, SweepTabulatesEveryGridPoint) {
+  const auto r = p2l("sweep -m " + kModel.string() + " --method ldps --tasks sr --grid rho=0.5,2 " +
+                     "--grid steps=2,3 --images " + image() + " -o " + path("sweep"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto table = slurp(path("sweep.md"));
+  EXPECT_NE(table.find("| sr | 0.5 | 2 |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| sr | 2 | 3 |"), std::string::npos) << table;
+  const auto runs = nlohmann::json::parse(slurp(path("sweep.json")))["runs"];
+  ASSERT_EQ(runs.size(), 4u);
+  for (const auto& run : runs) EXPECT_TRUE(run["psnr"].is_number()) << run.dump();
+  expect_one_line_error(p2l("sweep -m " + kModel.string() + " --method ldps --grid omega=1"),
+                        "--grid omega is not a hyperparameter of ldps");
+}
+
+}  // namespace
+}  // namespace p2l::test
