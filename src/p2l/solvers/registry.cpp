@@ -12,8 +12,14 @@ namespace {
 
 using Table = std::vector<Hyperparameter>;
 
+// The small model's main step size (ρ, PSLD's ω): the best of the sweep for every method and
+// task at N = 200 (docs/sweeps).
+constexpr double kSmallStep = 0.6;
+
 Table common(Scale scale, int64_t sd_steps) {
-  return {{"steps", scale == Scale::kSd512 ? double(sd_steps) : 50.0, "DDIM steps N", true},
+  // The small model: DPS-type guidance needs a few hundred steps to reach the data (50 steps
+  // stayed below the naive reconstruction on the blurs, docs/sweeps/n50); 200 cost 2–25 s.
+  return {{"steps", scale == Scale::kSd512 ? double(sd_steps) : 200.0, "DDIM steps N", true},
           {"eta", 0.0, "DDIM η (0 = deterministic)"}};
 }
 
@@ -24,7 +30,7 @@ Table append(Table a, const Table& b) {
 
 Table ldps(Scale scale) {
   return append(common(scale, 1000),
-                {{"rho", scale == Scale::kSd512 ? 1.0 : 1.0,
+                {{"rho", scale == Scale::kSd512 ? 1.0 : kSmallStep,
                   "step size ρ of the data-fidelity gradient ∇‖y − A(D(ẑ0))‖"}});
 }
 
@@ -35,7 +41,8 @@ Table gml_dps(Scale scale) {
 
 Table psld(Scale scale) {
   return append(common(scale, 1000),
-                {{"omega", 1.0, "weight ω of the measurement term ‖y − A(D(ẑ0))‖"},
+                {{"omega", scale == Scale::kSd512 ? 1.0 : kSmallStep,
+                  "weight ω of the measurement term ‖y − A(D(ẑ0))‖"},
                  {"gamma", 0.1, "weight γ of the gluing term ‖ẑ0 − E(x_g)‖"}});
 }
 
@@ -43,8 +50,8 @@ Table resample(Scale scale) {
   const bool sd = scale == Scale::kSd512;
   return append(
       common(scale, 500),
-      {{"rho", 1.0, "step size ρ of the LDPS steps"},
-       {"dc-every", sd ? 10.0 : 5.0, "hard data consistency every k-th step", true},
+      {{"rho", sd ? 1.0 : kSmallStep, "step size ρ of the LDPS steps"},
+       {"dc-every", 10.0, "hard data consistency every k-th step", true},
        {"dc-skip", 1.0 / 3, "share of the first steps without hard data consistency"},
        {"dc-latent-from", 2.0 / 3, "share of the steps after which it optimises the latent"},
        {"pixel-iters", sd ? 2000.0 : 200.0, "AdamW iterations of the pixel-space problem", true},
@@ -58,18 +65,23 @@ Table resample(Scale scale) {
 Table p2l(Scale scale) {
   return append(
       common(scale, 1000),
-      {{"rho", 1.0, "step size ρ of the data-consistency gradient (step 5)"},
+      {{"rho", scale == Scale::kSd512 ? 1.0 : kSmallStep,
+        "step size ρ of the data-consistency gradient (step 5)"},
        {"prompt-tuning", 1.0, "tune the text embedding (0 = off, the ablation)", true},
        {"prompt-iters", 1.0, "Adam iterations K on the text embedding per step", true},
        {"prompt-lr", scale == Scale::kSd512 ? 1e-3 : 1e-2, "Adam learning rate of the prompt"},
        {"projection", 1.0, "project ẑ0 onto the encoder's range (0 = off, the ablation)", true},
        {"lambda", 1.0, "proximal weight λ of the projection (inf = E(D(ẑ0)))"},
-       {"projection-every", 1.0, "project every γ-th step", true},
+       // Every step of the last half pulled the small model's latents off (E∘D repeated 100
+       // times; docs/solvers.md): every 10th step keeps the projection's benefit.
+       {"projection-every", scale == Scale::kSd512 ? 1.0 : 10.0, "project every γ-th step", true},
        {"projection-start", 0.5, "share of the first steps without projection"},
        {"cg-iters", 5.0, "conjugate-gradient iterations of the proximal problem", true}});
 }
 
-// Per-task changes of the small model's defaults (from the sweep), task → name → value.
+// Per-task values of the small model's defaults: method → task → name → value. The sweep found
+// the same best step size for every task, so there are none yet; a task that needs its own goes
+// here.
 const std::map<std::string, std::map<std::string, std::map<std::string, double>>>&
 small_task_overrides() {
   static const std::map<std::string, std::map<std::string, std::map<std::string, double>>> o = {};
