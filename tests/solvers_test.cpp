@@ -188,7 +188,8 @@ TEST(Solvers, NetworkEvaluationsAreCounted) {
   auto psld = solver("psld", {{"steps", 5}})->solve(problem_for(sd, m)).counts;
   EXPECT_EQ(psld.encoder_forward, 5);
   EXPECT_EQ(psld.encoder_backward, 5);
-  auto p2l = solver("p2l", {{"steps", 4}, {"projection-start", 0.5}, {"prompt-tuning", 0}})
+  auto p2l = solver("p2l", {{"steps", 4}, {"projection-start", 0.5}, {"projection-every", 1},
+                            {"prompt-tuning", 0}})
                  ->solve(problem_for(sd, m))
                  .counts;
   EXPECT_EQ(p2l.encoder_forward, 2);  // projections in the last half
