@@ -45,10 +45,7 @@ ops::Measurement measurement(const std::string& task, const torch::Tensor& x, do
   std::shared_ptr<const ops::Operator> op = ops::make_operator(
       ops::parse_task(task), ops::TaskParams::preset(ops::Preset::k64), x.size(2), x.size(3),
       seed);
-  auto m = ops::measure(x, op, ops::NoiseModel::gaussian(sigma), seed);
-  m.height = x.size(2);
-  m.width = x.size(3);
-  return m;
+  return ops::measure(x, op, ops::NoiseModel::gaussian(sigma), seed);
 }
 
 solvers::Problem problem_for(model::StableDiffusion& sd, const ops::Measurement& m,

@@ -89,8 +89,6 @@ void add_demo_command(CLI::App& app) {
           ops::parse_task(task), ops::TaskParams::preset(ops::preset_for_image(h, w)), h, w,
           a->seed);
       auto m = ops::measure(clean, op, ops::NoiseModel::gaussian(a->noise), a->seed);
-      m.height = h;
-      m.width = w;
       m.source_image = fs::absolute(image_path).string();
       const auto naive = ops::naive_reconstruction(*op, m.y, h, w);
       std::vector<torch::Tensor> row = {clean, m.y, naive};

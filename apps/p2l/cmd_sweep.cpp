@@ -151,8 +151,6 @@ void add_sweep_command(CLI::App& app) {
             ops::parse_task(task), ops::TaskParams::preset(ops::preset_for_image(x.size(2), x.size(3))),
             x.size(2), x.size(3), a->seed + i);
         auto m = ops::measure(x, op, ops::NoiseModel::gaussian(a->noise), a->seed + i);
-        m.height = x.size(2);
-        m.width = x.size(3);
         measurements.push_back(m);
         cleans.push_back(x);
       }

@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "p2l/diffusion/text_to_image.h"
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 #include "p2l/io/image.h"
 #include "p2l/log.h"
 #include "p2l/model/checkpoint.h"
@@ -46,7 +47,7 @@ nlohmann::json read_json_file(const fs::path& path) {
 }
 
 void write_json_file(const fs::path& path, const nlohmann::json& j) {
-  std::ofstream(path) << j.dump(2) << "\n";
+  io::write_json(path.string(), j);
 }
 
 train::StepReport progress_report(Progress& progress) {
