@@ -1,5 +1,5 @@
 // `p2l train STAGE`: builds p2l's small emoji text-to-image model from the npm emoji packages.
-// Stages: split, vae, tokenizer, unet, export, report — or `all` for every stage in order.
+// Stages: split, vae, decoder, tokenizer, unet, export, report — or `all` for every stage in order.
 // Each stage writes into the run folder and resumes from its checkpoints when run again.
 #include <nlohmann/json.hpp>
 
@@ -26,6 +26,9 @@ namespace {
 
 // Held-out images shipped beside the model (the issue allows at most 16).
 constexpr size_t kShippedTestImages = 12;
+// Training images that stand for the training split in the train/test comparisons: the test
+// split's order of magnitude, spread over every category.
+constexpr int64_t kTrainSubset = 1000;
 
 struct TrainArgs {
   std::string stage;
@@ -34,6 +37,7 @@ struct TrainArgs {
   std::string run = "runs/emoji";
   std::string out = "models/emoji-64";
   train::VaeOptions vae;
+  train::StageOptions decoder;
   train::DiffusionOptions unet;
   int merges = 1500;
   int samples = 12;
@@ -70,6 +74,13 @@ void stage_split(const TrainArgs& a) {
             << items.size() << " images held out -> " << a.split << "\n";
 }
 
+// Reconstruction PSNR on a fixed subset of the training split and on the test split.
+std::pair<double, double> psnr_train_test(model::AutoencoderKL& vae, const train::EmojiSet& train_set,
+                                          const train::EmojiSet& test_set) {
+  return {train::reconstruction_psnr(vae, train_set.spread_subset(kTrainSubset)),
+          train::reconstruction_psnr(vae, test_set)};
+}
+
 void stage_vae(const TrainArgs& a) {
   const auto items = train::list_emoji(a.data);
   const auto tests = test_bases(a);
@@ -88,10 +99,7 @@ void stage_vae(const TrainArgs& a) {
     means.push_back(vae->encode(train_set.batch(torch::arange(s, std::min(n, s + 64)))).mean);
   const double scaling = 1.0 / torch::cat(means).std().item<double>();
   // A fixed subset of the training images is enough to compare against the test split.
-  train::EmojiSet train_subset = train_set;
-  train_subset.images = train_set.images.slice(0, 0, std::min<int64_t>(n, 1000));
-  const double psnr_train = train::reconstruction_psnr(vae, train_subset);
-  const double psnr_test = train::reconstruction_psnr(vae, test_set);
+  const auto [psnr_train, psnr_test] = psnr_train_test(vae, train_set, test_set);
   model::save_module_weights(*vae, (fs::path(a.run) / "vae.safetensors").string());
   write_json_file(fs::path(a.run) / "vae.json",
                   {{"scaling_factor", scaling}, {"psnr_train", psnr_train},
@@ -100,6 +108,25 @@ void stage_vae(const TrainArgs& a) {
                    {"whole_image_fraction", a.vae.whole_image_fraction}, {"seconds", progress.elapsed_seconds()}});
   std::cout << "vae: PSNR train " << psnr_train << " dB, test " << psnr_test
             << " dB, scaling factor " << scaling << "\n";
+}
+
+void stage_decoder(const TrainArgs& a) {
+  const auto items = train::list_emoji(a.data);
+  const auto tests = test_bases(a);
+  const auto train_set = train::load_emoji_split(items, tests, false);
+  const auto test_set = train::load_emoji_split(items, tests, true);
+  model::AutoencoderKL vae(train::emoji_vae_config());
+  model::load_module_weights(*vae, (fs::path(a.run) / "vae.safetensors").string());
+  Progress progress("decoder", a.decoder.steps);
+  auto tuned = train::finetune_decoder(vae, train_set, a.decoder, a.run, progress_report(progress));
+  progress.finish();
+  const auto [psnr_train, psnr_test] = psnr_train_test(tuned, train_set, test_set);
+  model::save_module_weights(*tuned, (fs::path(a.run) / "decoder.safetensors").string());
+  write_json_file(fs::path(a.run) / "decoder.json",
+                  {{"psnr_train", psnr_train}, {"psnr_test", psnr_test},
+                   {"steps", a.decoder.steps}, {"batch", a.decoder.batch}, {"lr", a.decoder.lr},
+                   {"seconds", progress.elapsed_seconds()}});
+  std::cout << "decoder: PSNR train " << psnr_train << " dB, test " << psnr_test << " dB\n";
 }
 
 void stage_tokenizer(const TrainArgs& a) {
@@ -153,6 +180,9 @@ void stage_unet(const TrainArgs& a) {
 
 void stage_export(const TrainArgs& a) {
   auto sd = emoji_model(a);
+  // The decoder stage's autoencoder: same encoder (so the same latents), sharper decoder.
+  const auto tuned = fs::path(a.run) / "decoder.safetensors";
+  if (fs::exists(tuned)) model::load_module_weights(*sd.vae, tuned.string());
   model::load_module_weights(*sd.unet, (fs::path(a.run) / "unet.safetensors").string());
   model::load_module_weights(*sd.text_encoder,
                              (fs::path(a.run) / "text_encoder.safetensors").string());
@@ -195,14 +225,13 @@ void stage_report(const TrainArgs& a) {
   auto sd = model::load_stable_diffusion(a.out);
   const auto items = train::list_emoji(a.data);
   const auto tests = test_bases(a);
-  auto train_set = train::load_emoji_split(items, tests, false);
+  const auto train_set = train::load_emoji_split(items, tests, false).spread_subset(kTrainSubset);
   const auto test_set = train::load_emoji_split(items, tests, true);
-  // The training split is compared on a fixed subset of the test split's order of magnitude.
-  const int64_t subset = std::min<int64_t>(train_set.images.size(0), 1000);
-  train_set.images = train_set.images.slice(0, 0, subset);
-  train_set.items.resize(static_cast<size_t>(subset));
   nlohmann::json report;
-  report["train_subset_images"] = subset;
+  report["train_subset_images"] = train_set.images.size(0);
+  report["train_subset"] = "every (n/1000)-th image of the training split";
+  report["denoising_loss_protocol"] =
+      "mean ε-MSE over 10 evenly spaced timesteps per latent (posterior mean), seeded noise";
   report["vae_psnr_test"] = train::reconstruction_psnr(sd.vae, test_set);
   report["vae_psnr_train"] = train::reconstruction_psnr(sd.vae, train_set);
   const auto lat_train =
@@ -258,13 +287,19 @@ void add_train_command(CLI::App& app) {
   a->vae.batch = 16;
   a->vae.lr = 1e-3;
   a->vae.whole_image_fraction = 0.75;
+  a->decoder.steps = 1500;
+  a->decoder.batch = 16;
+  a->decoder.lr = 2e-4;
+  a->decoder.warmup = 50;
+  a->decoder.ema_decay = 0.998;
   a->unet.steps = 7000;
   a->unet.batch = 32;
   a->unet.lr = 1e-3;
   a->unet.seed = 1;
-  cmd->add_option("stage", a->stage, "split | vae | tokenizer | unet | export | report | all")
+  cmd->add_option("stage", a->stage, "split | vae | decoder | tokenizer | unet | export | report | all")
       ->required()
-      ->check(CLI::IsMember({"split", "vae", "tokenizer", "unet", "export", "report", "all"}));
+      ->check(CLI::IsMember(
+          {"split", "vae", "decoder", "tokenizer", "unet", "export", "report", "all"}));
   cmd->add_option("--data", a->data, "Folder with the emoji npm packages (scripts/fetch_emoji.sh)");
   cmd->add_option("--split", a->split, "Test split file (base emoji codes)");
   cmd->add_option("--run", a->run, "Run folder: checkpoints and stage outputs");
@@ -276,6 +311,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--vae-whole-fraction", a->vae.whole_image_fraction,
                   "Share of the VAE steps (the last ones) on whole images instead of crops")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--decoder-steps", a->decoder.steps,
+                  "Decoder fine-tuning steps (whole images, encoder frozen)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--decoder-lr", a->decoder.lr, "Decoder fine-tuning learning rate")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--unet-steps", a->unet.steps, "UNet steps")->check(CLI::PositiveNumber);
   cmd->add_option("--unet-batch", a->unet.batch, "UNet batch size")->check(CLI::PositiveNumber);
   cmd->add_option("--unet-lr", a->unet.lr, "UNet learning rate")->check(CLI::PositiveNumber);
@@ -283,16 +323,21 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--checkpoint-every", a->vae.checkpoint_every, "Steps between checkpoints")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--samples", a->samples, "Sample grid size (report)");
-  cmd->add_flag("--no-channels-last", [a](int64_t) { a->vae.channels_last = a->unet.channels_last = false; },
+  cmd->add_flag("--no-channels-last", [a](int64_t) {
+                  a->vae.channels_last = a->decoder.channels_last = a->unet.channels_last = false;
+                },
                 "Keep the default NCHW layout (for comparison)");
-  cmd->add_flag("--no-resume", [a](int64_t) { a->vae.resume = a->unet.resume = false; },
+  cmd->add_flag("--no-resume", [a](int64_t) {
+                  a->vae.resume = a->decoder.resume = a->unet.resume = false;
+                },
                 "Start over instead of resuming from the run folder's checkpoints");
   cmd->callback([a] {
-    a->unet.checkpoint_every = a->vae.checkpoint_every;
+    a->unet.checkpoint_every = a->decoder.checkpoint_every = a->vae.checkpoint_every;
     const auto& s = a->stage;
     const bool all = s == "all";
     if (s == "split" || (all && !fs::exists(a->split))) stage_split(*a);
     if (s == "vae" || all) stage_vae(*a);
+    if (s == "decoder" || all) stage_decoder(*a);
     if (s == "tokenizer" || all) stage_tokenizer(*a);
     if (s == "unet" || all) stage_unet(*a);
     if (s == "export" || all) stage_export(*a);

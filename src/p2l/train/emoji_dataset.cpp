@@ -163,4 +163,15 @@ EmojiSet load_emoji_split(const std::vector<EmojiItem>& items, const std::set<st
   return set;
 }
 
+EmojiSet EmojiSet::spread_subset(int64_t count) const {
+  const int64_t n = images.size(0);
+  if (count >= n) return *this;
+  EmojiSet out;
+  std::vector<int64_t> rows;
+  for (int64_t k = 0; k < count; ++k) rows.push_back(k * n / count);
+  for (int64_t r : rows) out.items.push_back(items[static_cast<size_t>(r)]);
+  out.images = images.index_select(0, torch::tensor(rows, torch::kLong));
+  return out;
+}
+
 }  // namespace p2l::train

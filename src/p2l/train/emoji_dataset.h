@@ -35,6 +35,9 @@ struct EmojiSet {
   std::vector<std::string> captions() const;
   // Float images in [-1, 1] for rows `index` (int64 tensor).
   torch::Tensor batch(const torch::Tensor& index) const;
+  // At most `count` items spread evenly over the set (the files are in emoji.json's category
+  // order, so a prefix would hold only faces and people).
+  EmojiSet spread_subset(int64_t count) const;
 };
 
 // Loads the images of the items in (test = true) or out of the test split.

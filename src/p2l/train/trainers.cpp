@@ -114,6 +114,76 @@ model::AutoencoderKL train_vae(const EmojiSet& data, const model::VaeConfig& con
   return ema;
 }
 
+model::AutoencoderKL finetune_decoder(model::AutoencoderKL& vae, const EmojiSet& data,
+                                      const StageOptions& o, const std::string& run_dir,
+                                      const StepReport& report) {
+  fs::create_directories(run_dir);
+  torch::manual_seed(o.seed);
+  const auto& config = vae->config();
+  // The frozen encoder's posteriors, once: every step then costs one decoder pass.
+  torch::Tensor means, stds;
+  {
+    torch::NoGradGuard no_grad;
+    vae->eval();
+    std::vector<torch::Tensor> m, s;
+    const int64_t n = data.images.size(0);
+    for (int64_t start = 0; start < n; start += 64) {
+      auto posterior = vae->encode(data.batch(torch::arange(start, std::min(n, start + 64))));
+      m.push_back(posterior.mean.contiguous());
+      s.push_back(torch::exp(0.5 * posterior.logvar).contiguous());
+    }
+    means = torch::cat(m);
+    stds = torch::cat(s);
+  }
+  model::AutoencoderKL ema(config);
+  copy_parameters(*ema, *vae);
+  if (o.channels_last) model::use_channels_last(*vae);
+  std::vector<torch::Tensor> params;
+  for (const auto& item : vae->named_parameters()) {
+    const bool decoder = item.key().rfind("decoder.", 0) == 0 ||
+                         item.key().rfind("post_quant_conv.", 0) == 0;
+    item.value().set_requires_grad(decoder);
+    if (decoder) params.push_back(item.value());
+  }
+  torch::optim::Adam optimizer(params, torch::optim::AdamOptions(o.lr));
+  const std::string state = (fs::path(run_dir) / "decoder.state").string();
+  int64_t step = 0;
+  if (o.resume && fs::exists(state)) {
+    step = load_training_state(state, {{"model", vae.ptr().get()}, {"ema", ema.ptr().get()}},
+                               optimizer);
+    log::info("decoder: resuming at step " + std::to_string(step));
+  }
+  vae->train();
+  const int64_t n = means.size(0);
+  for (; step < o.steps; ++step) {
+    set_learning_rate(optimizer, cosine_lr(o.lr, step, o.steps, o.warmup, 0.05));
+    auto gen = step_generator(o.seed, step);
+    auto index = random_batch(n, o.batch, gen);
+    auto x = data.batch(index);
+    auto mean = means.index_select(0, index);
+    auto z = mean + stds.index_select(0, index) * torch::randn(mean.sizes(), gen, mean.options());
+    if (o.channels_last) {
+      x = x.contiguous(at::MemoryFormat::ChannelsLast);
+      z = z.contiguous(at::MemoryFormat::ChannelsLast);
+    }
+    auto rec = vae->decode(z);
+    auto loss = (rec - x).abs().mean() + (rec - x).pow(2).mean();
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+    ema_update(*ema, *vae, step < o.warmup ? 0.0 : o.ema_decay);
+    const double value = loss.item<double>();
+    check_finite(value, step, "decoder");
+    if ((step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps)
+      save_training_state(state, step + 1, {{"model", vae.ptr().get()}, {"ema", ema.ptr().get()}},
+                          optimizer);
+    if (report) report(step + 1, o.steps, value);
+  }
+  for (auto& p : vae->parameters()) p.set_requires_grad(true);
+  ema->eval();
+  return ema;
+}
+
 double reconstruction_psnr(model::AutoencoderKL& vae, const EmojiSet& data, int64_t batch) {
   torch::NoGradGuard no_grad;
   vae->eval();
@@ -214,25 +284,28 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
 }
 
 double denoising_loss(model::StableDiffusion& sd, const LatentSet& latents, uint64_t seed,
-                      int64_t batch) {
+                      int64_t levels, int64_t batch) {
   torch::NoGradGuard no_grad;
   sd.eval();
   auto gen = at::detail::createCPUGenerator(seed);
   const auto& alphas = sd.schedule->alphas_cumprod();
   const int64_t n = latents.mean.size(0);
+  const int64_t T = sd.config.schedule.num_train_timesteps;
   double total = 0;
   for (int64_t start = 0; start < n; start += batch) {
     const int64_t b = std::min(n, start + batch) - start;
     auto z0 = latents.mean.slice(0, start, start + b) * sd.config.vae.scaling_factor;
-    auto t = torch::randint(sd.config.schedule.num_train_timesteps, {b}, gen,
-                            torch::TensorOptions().dtype(torch::kLong));
-    auto eps = torch::randn(z0.sizes(), gen, z0.options());
-    auto a = alphas.index_select(0, t).view({-1, 1, 1, 1});
-    auto zt = a.sqrt() * z0 + (1 - a).sqrt() * eps;
     auto context = sd.encode_tokens(latents.ids.slice(0, start, start + b));
-    total += (sd.unet->forward(zt, t, context) - eps).pow(2).mean({1, 2, 3}).sum().item<double>();
+    for (int64_t k = 0; k < levels; ++k) {
+      const int64_t level = (2 * k + 1) * T / (2 * levels);  // midpoints of `levels` equal bins
+      auto t = torch::full({b}, level, torch::TensorOptions().dtype(torch::kLong));
+      auto eps = torch::randn(z0.sizes(), gen, z0.options());
+      auto a = alphas.index_select(0, t).view({-1, 1, 1, 1});
+      auto zt = a.sqrt() * z0 + (1 - a).sqrt() * eps;
+      total += (sd.unet->forward(zt, t, context) - eps).pow(2).mean({1, 2, 3}).sum().item<double>();
+    }
   }
-  return total / n;
+  return total / (n * levels);
 }
 
 }  // namespace p2l::train

@@ -50,6 +50,13 @@ model::AutoencoderKL train_vae(const EmojiSet& data, const model::VaeConfig& con
                                const VaeOptions& options, const std::string& run_dir,
                                const StepReport& report = {});
 
+// Fine-tunes the decoder alone (with post_quant_conv) on whole images, the encoder frozen: the
+// latents the UNet learns stay exactly the same, so this sharpens reconstructions without
+// retraining the UNet. Checkpoints in run_dir/decoder.state; returns the EMA model.
+model::AutoencoderKL finetune_decoder(model::AutoencoderKL& vae, const EmojiSet& data,
+                                      const StageOptions& options, const std::string& run_dir,
+                                      const StepReport& report = {});
+
 // Mean PSNR (dB, images in [0, 1]) of decode(encode(x).mean) over a set.
 double reconstruction_psnr(model::AutoencoderKL& vae, const EmojiSet& data, int64_t batch = 64);
 
@@ -71,9 +78,10 @@ void train_diffusion(model::StableDiffusion& model, const LatentSet& latents,
                      const DiffusionOptions& options, const std::string& run_dir,
                      const StepReport& report = {});
 
-// Mean ε-prediction loss over a latent set at fixed timesteps and noise (seeded), for comparing
-// splits.
+// Mean ε-prediction loss over a latent set for comparing splits: every latent at the same
+// `levels` evenly spaced timesteps (so both splits see the same t, and the t-to-t spread of the
+// loss does not enter the comparison), with seeded noise.
 double denoising_loss(model::StableDiffusion& model, const LatentSet& latents, uint64_t seed,
-                      int64_t batch = 64);
+                      int64_t levels = 10, int64_t batch = 64);
 
 }  // namespace p2l::train
