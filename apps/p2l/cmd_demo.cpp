@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "p2l/error.h"
+#include "p2l/eval/inputs.h"
 #include "p2l/io/image.h"
 #include "p2l/io/json_file.h"
 #include "p2l/io/montage.h"
@@ -32,19 +33,6 @@ struct DemoArgs {
   double noise = 0.05;
   uint64_t seed = 0;
 };
-
-// The first PNG of the model folder's test_images/ (the shipped held-out images).
-std::string default_image(const std::string& model) {
-  std::vector<fs::path> images;
-  const auto dir = fs::path(model) / "test_images";
-  if (fs::is_directory(dir))
-    for (const auto& e : fs::directory_iterator(dir))
-      if (e.path().extension() == ".png") images.push_back(e.path());
-  if (images.empty())
-    throw Error(model + ": no test_images/*.png to degrade; pass --image");
-  std::sort(images.begin(), images.end());
-  return images.front().string();
-}
 
 std::string fixed(double v, int precision) {
   std::ostringstream s;
@@ -75,7 +63,11 @@ void add_demo_command(CLI::App& app) {
     model::LoadOptions load;
     load.device = parse_device(a->device);
     auto model = model::load_stable_diffusion(a->model, load);
-    const auto image_path = a->image.empty() ? default_image(a->model) : a->image;
+    // Default: the first of the model's held-out test images.
+    const auto image_path =
+        a->image.empty()
+            ? eval::collect_images({}, (fs::path(a->model) / "test_images").string()).front()
+            : a->image;
     const auto clean = io::load_image(image_path);
     const int64_t h = clean.size(2), w = clean.size(3);
 
@@ -85,12 +77,9 @@ void add_demo_command(CLI::App& app) {
     table << "| task | method | PSNR (dB) | SSIM | time (s) | UNet evals |\n"
           << "|---|---|---|---|---|---|\n";
     for (const auto& task : a->tasks) {
-      std::shared_ptr<const ops::Operator> op = ops::make_operator(
-          ops::parse_task(task), ops::TaskParams::preset(ops::preset_for_image(h, w)), h, w,
-          a->seed);
-      auto m = ops::measure(clean, op, ops::NoiseModel::gaussian(a->noise), a->seed);
+      auto m = eval::measure_task(clean, task, a->noise, a->seed);
       m.source_image = fs::absolute(image_path).string();
-      const auto naive = ops::naive_reconstruction(*op, m.y, h, w);
+      const auto naive = ops::naive_reconstruction(*m.op, m.y, h, w);
       std::vector<torch::Tensor> row = {clean, m.y, naive};
       for (const auto& method : a->methods) {
         solvers::RestoreRequest request;

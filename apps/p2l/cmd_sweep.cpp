@@ -8,6 +8,8 @@
 
 #include "commands.h"
 #include "p2l/error.h"
+#include "p2l/eval/inputs.h"
+#include "p2l/eval/statistics.h"
 #include "p2l/io/image.h"
 #include "p2l/io/json_file.h"
 #include "p2l/model/checkpoint.h"
@@ -44,36 +46,8 @@ Axis parse_axis(const std::string& spec) {
   return axis;
 }
 
-// The images: files, or every PNG of folders; default the model's test_images/.
-std::vector<std::string> image_list(const SweepArgs& a) {
-  std::vector<std::string> given = a.images;
-  if (given.empty()) given.push_back((fs::path(a.model) / "test_images").string());
-  std::vector<std::string> out;
-  for (const auto& g : given) {
-    if (fs::is_directory(g)) {
-      std::vector<std::string> pngs;
-      for (const auto& e : fs::directory_iterator(g))
-        if (e.path().extension() == ".png") pngs.push_back(e.path().string());
-      std::sort(pngs.begin(), pngs.end());
-      out.insert(out.end(), pngs.begin(), pngs.end());
-    } else {
-      out.push_back(g);
-    }
-  }
-  if (out.empty()) throw Error("sweep: no images (pass --images FILES or FOLDERS)");
-  return out;
-}
-
-std::pair<double, double> mean_std(const std::vector<double>& v) {
-  double mean = 0, var = 0;
-  for (double x : v) mean += x;
-  mean /= v.size();
-  for (double x : v) var += (x - mean) * (x - mean);
-  return {mean, v.size() > 1 ? std::sqrt(var / (v.size() - 1)) : 0.0};
-}
-
 std::string pm(const std::vector<double>& v, int precision) {
-  const auto [m, s] = mean_std(v);
+  const auto [m, s] = eval::mean_std(v);
   std::ostringstream o;
   o << std::fixed << std::setprecision(precision) << m << " ± " << s;
   return o.str();
@@ -116,7 +90,8 @@ void add_sweep_command(CLI::App& app) {
     for (const auto& axis : axes)
       if (!defaults.has(axis.name))
         throw Error("--grid " + axis.name + " is not a hyperparameter of " + a->method);
-    const auto images = image_list(*a);
+    const auto images =
+        eval::collect_images(a->images, (fs::path(a->model) / "test_images").string());
     model::LoadOptions load;
     load.device = parse_device(a->device);
     auto model = model::load_stable_diffusion(a->model, load);
@@ -147,11 +122,7 @@ void add_sweep_command(CLI::App& app) {
       std::vector<torch::Tensor> cleans;
       for (size_t i = 0; i < images.size(); ++i) {
         auto x = io::load_image(images[i]);
-        std::shared_ptr<const ops::Operator> op = ops::make_operator(
-            ops::parse_task(task), ops::TaskParams::preset(ops::preset_for_image(x.size(2), x.size(3))),
-            x.size(2), x.size(3), a->seed + i);
-        auto m = ops::measure(x, op, ops::NoiseModel::gaussian(a->noise), a->seed + i);
-        measurements.push_back(m);
+        measurements.push_back(eval::measure_task(x, task, a->noise, a->seed + i));
         cleans.push_back(x);
       }
       for (const auto& point : points) {
@@ -189,7 +160,7 @@ void add_sweep_command(CLI::App& app) {
           continue;
         }
         table << " " << pm(psnr, 2) << " | " << pm(ssim, 3) << " | " << pm(residual, 3) << " | "
-              << std::fixed << std::setprecision(1) << mean_std(seconds).first << " |\n";
+              << std::fixed << std::setprecision(1) << eval::mean_std(seconds).mean << " |\n";
       }
     }
     std::cerr << "\n";

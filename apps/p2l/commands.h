@@ -16,6 +16,8 @@ void add_train_command(CLI::App& app);
 void add_restore_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
+void add_score_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 // "cpu", "cuda", "cuda:1" → device; throws p2l::Error if unavailable.
 torch::Device parse_device(const std::string& name);

@@ -1,0 +1,47 @@
+#include "p2l/eval/inputs.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+
+#include "p2l/error.h"
+#include "p2l/operators/noise.h"
+#include "p2l/operators/presets.h"
+
+namespace p2l::eval {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> collect_images(const std::vector<std::string>& given,
+                                        const std::string& default_folder) {
+  std::vector<std::string> paths = given;
+  if (paths.empty()) paths.push_back(default_folder);
+  std::vector<std::string> images;
+  for (const auto& path : paths) {
+    if (fs::is_directory(path)) {
+      std::vector<std::string> pngs;
+      for (const auto& entry : fs::directory_iterator(path))
+        if (entry.path().extension() == ".png") pngs.push_back(entry.path().string());
+      std::sort(pngs.begin(), pngs.end());
+      images.insert(images.end(), pngs.begin(), pngs.end());
+    } else if (fs::exists(path)) {
+      images.push_back(path);
+    } else {
+      throw Error(path + ": no such image or folder");
+    }
+  }
+  if (images.empty())
+    throw Error("no images in " + paths.front() + " (pass --images FILES or FOLDERS)");
+  return images;
+}
+
+operators::Measurement measure_task(const torch::Tensor& clean, const std::string& task,
+                                    double noise_sigma, uint64_t seed) {
+  const int64_t h = clean.size(2), w = clean.size(3);
+  std::shared_ptr<const operators::Operator> op = operators::make_operator(
+      operators::parse_task(task), operators::TaskParams::preset(operators::preset_for_image(h, w)),
+      h, w, seed);
+  return operators::measure(clean, op, operators::NoiseModel::gaussian(noise_sigma), seed);
+}
+
+}  // namespace p2l::eval

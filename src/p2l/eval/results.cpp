@@ -1,0 +1,91 @@
+#include "p2l/eval/results.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "p2l/error.h"
+
+namespace p2l::eval {
+
+namespace fs = std::filesystem;
+
+std::string record_key(const nlohmann::json& record) {
+  return record.at("image").get<std::string>() + "|" + record.at("task").get<std::string>() + "|" +
+         record.at("label").get<std::string>();
+}
+
+std::string results_file_name(const Shard& shard) {
+  return shard.whole() ? "results.jsonl" : "results." + shard.name() + ".jsonl";
+}
+
+std::string plan_file_name(const Shard& shard) {
+  return shard.whole() ? "plan.json" : "plan." + shard.name() + ".json";
+}
+
+ResultsFile read_results(const std::string& path) {
+  ResultsFile file;
+  if (!fs::exists(path)) return file;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+  size_t start = 0;
+  int line_number = 0;
+  while (start < text.size()) {
+    const auto end = text.find('\n', start);
+    if (end == std::string::npos) {
+      file.partial_tail = true;
+      break;
+    }
+    ++line_number;
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    file.complete_bytes = start;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      auto record = nlohmann::json::parse(line);
+      record_key(record);  // has the key fields
+      record.at("status").get<std::string>();
+      file.records.push_back(std::move(record));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(path + ":" + std::to_string(line_number) + ": not a result record (" + e.what() +
+                  ")");
+    }
+  }
+  return file;
+}
+
+void drop_partial_tail(const std::string& path, const ResultsFile& file) {
+  if (file.partial_tail) fs::resize_file(path, file.complete_bytes);
+}
+
+bool same_result(const nlohmann::json& a, const nlohmann::json& b) {
+  auto strip = [](nlohmann::json r) {
+    r.erase("seconds");
+    r.erase("image_path");
+    return r;
+  };
+  return strip(a) == strip(b);
+}
+
+std::map<std::string, nlohmann::json> index_records(const Plan& plan,
+                                                    const std::vector<nlohmann::json>& records,
+                                                    const std::string& what) {
+  std::set<std::string> keys;
+  for (const auto& job : plan.jobs()) keys.insert(job.key());
+  std::map<std::string, nlohmann::json> by_key;
+  for (const auto& record : records) {
+    const auto key = record_key(record);
+    if (!keys.count(key))
+      throw Error(what + ": result " + key + " is not a job of this evaluation's plan");
+    auto [it, inserted] = by_key.emplace(key, record);
+    if (!inserted && !same_result(it->second, record))
+      throw Error(what + ": job " + key + " was recorded twice with different results");
+  }
+  return by_key;
+}
+
+}  // namespace p2l::eval

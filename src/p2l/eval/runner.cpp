@@ -1,0 +1,331 @@
+#include "p2l/eval/runner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <regex>
+
+#include "p2l/error.h"
+#include "p2l/eval/inputs.h"
+#include "p2l/eval/results.h"
+#include "p2l/eval/summary.h"
+#include "p2l/io/image.h"
+#include "p2l/io/json_file.h"
+#include "p2l/model/checkpoint.h"
+#include "p2l/operators/naive.h"
+#include "p2l/progress.h"
+#include "p2l/solvers/restoration.h"
+
+namespace p2l::eval {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Where a job's images go, relative to the run folder.
+std::string image_file(const Job& job, const std::string& column, const std::string& suffix = "") {
+  return (fs::path("images") / *job.task / column /
+          (fs::path(job.image->name).stem().string() + suffix + ".png"))
+      .string();
+}
+
+void save_image(const fs::path& dir, const std::string& relative, const torch::Tensor& image) {
+  const auto path = dir / relative;
+  std::error_code ec;  // shards create the same folders concurrently: only the result matters
+  fs::create_directories(path.parent_path(), ec);
+  if (!fs::is_directory(path.parent_path()))
+    throw Error(path.parent_path().string() + ": cannot create folder");
+  io::save_png(path.string(), image);
+}
+
+double elapsed_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// One job: its measurement (the same for every method), the naive reconstruction, the solve and
+// every metric, as the record appended to results.jsonl.
+nlohmann::json run_job(model::StableDiffusion& model, const Plan& plan, const Job& job,
+                       const fs::path& dir, const std::vector<ImageMetric>& metrics) {
+  const auto seeds = job_seeds(plan.seed, job.image->name, *job.task);
+  const auto clean = io::load_image(job.image->path);
+  const auto measurement = measure_task(clean, *job.task, plan.noise, seeds.measurement);
+  const auto naive = operators::naive_reconstruction(
+      *measurement.op, measurement.y.to(torch::kFloat), measurement.height, measurement.width);
+  nlohmann::json record = {{"job", job.index},
+                           {"image", job.image->name},
+                           {"image_path", job.image->path},
+                           {"task", *job.task},
+                           {"label", job.method->label},
+                           {"method", job.method->method},
+                           {"overrides", job.method->to_json()["overrides"]},
+                           {"noise", plan.noise},
+                           {"measurement_seed", seeds.measurement},
+                           {"seed", seeds.solver},
+                           {"measurement_image", image_file(job, "measurement")},
+                           {"naive_image", image_file(job, "naive")}};
+  // The first method of an image × task writes its measurement and naive images: exactly one job,
+  // so shards sharing a folder never write the same file.
+  if (job.method_index == 0) {
+    save_image(dir, record["measurement_image"], measurement.y);
+    save_image(dir, record["naive_image"], naive);
+  }
+  for (const auto& metric : metrics) record["naive_" + metric.name] = metric.compute(naive, clean);
+
+  solvers::RestoreRequest request;
+  request.method = job.method->method;
+  request.overrides = plan.overrides_for(*job.method);
+  request.seed = seeds.solver;
+  request.show_progress = false;  // the evaluation's own progress line stands for all
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    const auto out = solvers::restore(model, measurement, request);
+    record["output"] = image_file(job, job.method->label);
+    save_image(dir, record["output"], out.image);
+    const auto restored = out.image.to(torch::kCPU, torch::kFloat);
+    for (const auto& metric : metrics) record[metric.name] = metric.compute(restored, clean);
+    record["status"] = "ok";
+    record["parameters"] = out.report["parameters"];
+    record["data_residual"] = out.report["data_residual"];
+    record["network_evaluations"] = out.report["network_evaluations"];
+    record["seconds"] = out.report["seconds"];
+  } catch (const solvers::DivergenceError& e) {
+    // Too aggressive a variant must not end a long evaluation: record it and go on.
+    record["status"] = "diverged";
+    record["error"] = e.what();
+    record["step"] = e.step();
+    record["parameters"] = solvers::solver_for(request, model, measurement)->parameters().to_json();
+    record["seconds"] = elapsed_since(start);
+    if (e.last_finite_estimate().defined()) {
+      record["last_finite_estimate"] = image_file(job, job.method->label, ".last-finite");
+      save_image(dir, record["last_finite_estimate"], e.last_finite_estimate());
+    }
+  }
+  return record;
+}
+
+std::vector<std::string> metric_names(const std::vector<ImageMetric>& metrics) {
+  std::vector<std::string> names;
+  for (const auto& metric : metrics) names.push_back(metric.name);
+  return names;
+}
+
+std::string write_outputs(const fs::path& dir, const Plan& plan,
+                          const std::map<std::string, nlohmann::json>& records) {
+  const auto markdown = write_summary(dir.string(), summarize(plan, records));
+  write_montages(dir.string(), plan, records);
+  return markdown;
+}
+
+// Writes text to path through a temporary file, so a reader never sees half of it.
+void write_text_atomically(const fs::path& path, const std::string& text) {
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
+    out << text;
+    if (!out) throw Error(path.string() + ": cannot write");
+  }
+  fs::rename(tmp, path);
+}
+
+}  // namespace
+
+EvalRun run_evaluation(const EvalOptions& options) {
+  Plan plan = options.plan;
+  plan.metrics = metric_names(options.metrics);
+  plan.validate();
+  if (options.output.empty()) throw Error("eval: no output folder (-o DIR)");
+  const fs::path dir(options.output);
+  const auto results_path = (dir / results_file_name(options.shard)).string();
+  const auto plan_path = (dir / plan_file_name(options.shard)).string();
+  std::error_code ec;  // shards sharing the folder may create it at the same moment
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir)) throw Error(options.output + ": cannot create the run folder");
+
+  auto file = read_results(results_path);
+  const bool has_results = !file.records.empty() || file.partial_tail;
+  if (has_results && !options.resume)
+    throw Error(results_path +
+                " already holds results: pass --resume to continue that run, or "
+                "pick another folder (-o)");
+  if (has_results) {
+    if (!fs::exists(plan_path))
+      throw Error(results_path + " has no " + plan_file_name(options.shard) +
+                  " beside it: cannot tell which evaluation it belongs to; pick another folder");
+    const auto difference = plan.difference(Plan::from_json(io::read_json(plan_path), plan_path));
+    if (!difference.empty())
+      throw Error(results_path + " holds results of another evaluation (" + difference +
+                  " differ): run it with the same settings, or pick another folder (-o)");
+    drop_partial_tail(results_path, file);
+  }
+  io::write_json(plan_path, plan.to_json());
+  const auto done = index_records(plan, file.records, results_path);
+
+  std::vector<Job> todo;
+  const auto jobs = plan.jobs();
+  EvalRun run;
+  for (const auto& job : jobs) {
+    if (!options.shard.takes(job.index)) continue;
+    ++run.jobs;
+    if (done.count(job.key()))
+      ++run.already_done;
+    else
+      todo.push_back(job);
+  }
+  if (options.max_jobs >= 0 && static_cast<int64_t>(todo.size()) > options.max_jobs)
+    todo.resize(options.max_jobs);
+
+  if (!todo.empty()) {
+    model::LoadOptions load;
+    load.device = options.device;
+    auto model = model::load_stable_diffusion(plan.model, load);
+    Progress progress("eval", run.jobs, options.show_progress);
+    for (const auto& job : todo) {
+      nlohmann::json record;
+      try {
+        record = run_job(model, plan, job, dir, options.metrics);
+      } catch (const Error& e) {
+        throw Error(job.key() + ": " + e.what());
+      }
+      io::append_json_line(results_path, record);
+      ++run.ran;
+      if (record["status"] != "ok") ++run.diverged;
+      char text[96];
+      if (record["status"] == "ok")
+        std::snprintf(text, sizeof text, "%s PSNR %.2f dB", job.key().c_str(),
+                      record.value("psnr", 0.0));
+      else
+        std::snprintf(text, sizeof text, "%s diverged", job.key().c_str());
+      progress.update(run.already_done + run.ran, text);
+    }
+    progress.finish();
+  }
+  run.complete = run.already_done + run.ran == run.jobs;
+  if (run.complete && options.shard.whole()) {
+    const auto all = read_results(results_path);
+    run.summary_markdown = write_outputs(dir, plan, index_records(plan, all.records, results_path));
+  }
+  return run;
+}
+
+std::string summarize_folder(const std::string& folder) {
+  const fs::path dir(folder);
+  const auto plan_path = (dir / "plan.json").string();
+  if (!fs::exists(plan_path)) {
+    if (fs::is_directory(dir))
+      for (const auto& entry : fs::directory_iterator(dir))
+        if (entry.path().filename().string().rfind("results.shard-", 0) == 0)
+          throw Error(folder + " holds shard results only: merge them first (p2l eval --merge " +
+                      folder + " -o " + folder + ")");
+    throw Error(folder + ": no plan.json (not an evaluation folder)");
+  }
+  const auto plan = Plan::from_json(io::read_json(plan_path), plan_path);
+  const auto results_path = (dir / "results.jsonl").string();
+  const auto file = read_results(results_path);
+  return write_outputs(dir, plan, index_records(plan, file.records, results_path));
+}
+
+MergeReport merge_evaluations(const std::vector<std::string>& inputs, const std::string& output,
+                              bool allow_partial) {
+  if (inputs.empty()) throw Error("--merge: no folders");
+  if (output.empty()) throw Error("--merge: no output folder (-o DIR)");
+  static const std::regex kShardResults(R"(results\.(shard-\d+-of-\d+)\.jsonl)");
+  struct Source {
+    fs::path dir;
+    std::string results, plan;
+  };
+  std::vector<Source> sources;
+  for (const auto& input : inputs) {
+    if (!fs::is_directory(input)) throw Error("--merge: " + input + " is not a folder");
+    std::vector<Source> found;
+    for (const auto& entry : fs::directory_iterator(input)) {
+      const auto name = entry.path().filename().string();
+      std::smatch match;
+      if (name == "results.jsonl")
+        found.push_back({input, entry.path().string(), (fs::path(input) / "plan.json").string()});
+      else if (std::regex_match(name, match, kShardResults))
+        found.push_back({input, entry.path().string(),
+                         (fs::path(input) / ("plan." + match[1].str() + ".json")).string()});
+    }
+    if (found.empty())
+      throw Error("--merge: " + input + " has no results.jsonl or results.shard-*");
+    std::sort(found.begin(), found.end(),
+              [](const Source& a, const Source& b) { return a.results < b.results; });
+    sources.insert(sources.end(), found.begin(), found.end());
+  }
+
+  std::optional<Plan> plan;
+  for (const auto& source : sources) {
+    if (!fs::exists(source.plan))
+      throw Error(source.results + ": no " + source.plan + " beside it");
+    auto other = Plan::from_json(io::read_json(source.plan), source.plan);
+    if (!plan) {
+      plan = other;
+      continue;
+    }
+    const auto difference = plan->difference(other);
+    if (!difference.empty())
+      throw Error("--merge: " + source.plan + " is another evaluation than " + sources[0].plan +
+                  " (" + difference + " differ)");
+  }
+
+  // Every record with the folder it came from (its image paths are relative to it).
+  std::map<std::string, std::pair<nlohmann::json, fs::path>> merged;
+  MergeReport report;
+  for (const auto& source : sources) {
+    const auto file = read_results(source.results);
+    ++report.files;
+    for (const auto& [key, record] : index_records(*plan, file.records, source.results)) {
+      auto [it, inserted] = merged.emplace(key, std::make_pair(record, source.dir));
+      if (!inserted && !same_result(it->second.first, record))
+        throw Error("--merge: job " + key + " has different results in " + source.results +
+                    " and another file: were they run with different builds or --threads?");
+    }
+  }
+  const auto jobs = plan->jobs();
+  report.jobs = static_cast<int64_t>(jobs.size());
+  report.records = static_cast<int64_t>(merged.size());
+  if (!allow_partial && report.records < report.jobs) {
+    std::string first;
+    for (const auto& job : jobs)
+      if (!merged.count(job.key())) {
+        first = job.key();
+        break;
+      }
+    throw Error("--merge: " + std::to_string(report.jobs - report.records) + " of " +
+                std::to_string(report.jobs) + " jobs have no result (first: " + first +
+                "); run the missing shards, or pass --allow-partial");
+  }
+
+  const fs::path out(output);
+  fs::create_directories(out);
+  std::string lines;
+  std::map<std::string, nlohmann::json> records;
+  for (const auto& job : jobs) {
+    auto it = merged.find(job.key());
+    if (it == merged.end()) continue;
+    const auto& [record, from] = it->second;
+    // Images of shards in other folders come along; a folder merged into itself keeps them.
+    if (!fs::equivalent(from, out))
+      for (const char* field :
+           {"output", "measurement_image", "naive_image", "last_finite_estimate"})
+        if (record.contains(field)) {
+          const auto relative = record[field].get<std::string>();
+          const auto target = out / relative;
+          if (fs::exists(from / relative) && !fs::exists(target)) {
+            fs::create_directories(target.parent_path());
+            fs::copy_file(from / relative, target);
+          }
+        }
+    lines += record.dump() + "\n";
+    records[job.key()] = record;
+  }
+  write_text_atomically(out / "results.jsonl", lines);
+  io::write_json((out / "plan.json").string(), plan->to_json());
+  report.summary_markdown = write_outputs(out, *plan, records);
+  return report;
+}
+
+}  // namespace p2l::eval

@@ -1,0 +1,29 @@
+// The summary of an evaluation, computed from its plan and its records only (never from what a
+// process happened to run), so that a resumed, sharded or uninterrupted run gives the same
+// summary apart from time. Per task (in plan order): the naive reconstruction's metrics once, then
+// per method label (in plan order): n finished, n diverged, mean ± std of every image metric, of
+// the data residual and of seconds, and the mean network evaluations per image.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+
+#include "p2l/eval/plan.h"
+
+namespace p2l::eval {
+
+// `records` by key (index_records); jobs without a record are left out of the statistics.
+nlohmann::json summarize(const Plan& plan, const std::map<std::string, nlohmann::json>& records);
+
+// summary.json, summary.csv and summary.md in `folder`; returns the markdown. Time is in the last
+// columns of the tables and under "seconds" keys of the JSON.
+std::string write_summary(const std::string& folder, const nlohmann::json& summary);
+
+// montage_TASK.png in `folder` for every task: rows are images, columns clean | measurement |
+// naive | each method label; a job without a restored image (missing, diverged) stays white.
+void write_montages(const std::string& folder, const Plan& plan,
+                    const std::map<std::string, nlohmann::json>& records);
+
+}  // namespace p2l::eval

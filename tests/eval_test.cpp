@@ -1,0 +1,373 @@
+// `p2l eval` end to end through the binary on the shipped model (2 images × 2 tasks × 2 methods,
+// 3 steps): an interrupted and resumed run, merged shards (--shard, the MPI environment,
+// scripts/eval_mpirun.sh) all reproduce the uninterrupted run's records and summary (time
+// aside), and bad input fails with one line.
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "cli_runner.h"
+#include "p2l/io/image.h"
+
+namespace p2l::test {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const fs::path kModel = fs::path(P2L_MODELS_DIR) / "emoji-64";
+const fs::path kScript = fs::path(P2L_MODELS_DIR).parent_path() / "scripts" / "eval_mpirun.sh";
+
+// Two images, two tasks, a method and a variant (the ablation without projection), 3 steps:
+// 8 jobs. The seed is not 0 so that a default seed would show.
+std::string plan_args(const std::string& tasks = "sr,gauss-blur") {
+  const auto images = kModel / "test_images";
+  return "-m " + kModel.string() + " --images " + (images / "00_google.png").string() + " " +
+         (images / "01_twitter.png").string() + " --tasks " + tasks +
+         " --methods ldps --variant p2l-prompt-only=p2l:projection=0 --steps 3 --seed 7";
+}
+constexpr int kJobs = 8;
+
+std::vector<json> read_lines(const fs::path& path) {
+  std::vector<json> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+  return lines;
+}
+
+std::map<std::string, json> by_key(const std::vector<json>& records) {
+  std::map<std::string, json> map;
+  for (const auto& r : records)
+    map[r["image"].get<std::string>() + "|" + r["task"].get<std::string>() + "|" +
+        r["label"].get<std::string>()] = r;
+  return map;
+}
+
+// A record or summary without its wall-clock times.
+json without_time(json j) {
+  if (j.is_object()) {
+    j.erase("seconds");
+    for (auto& [key, value] : j.items()) value = without_time(value);
+  } else if (j.is_array()) {
+    for (auto& value : j) value = without_time(value);
+  }
+  return j;
+}
+
+// summary.csv without its last two columns (seconds_mean, seconds_std).
+std::string csv_without_time(const std::string& csv) {
+  std::istringstream in(csv);
+  std::string out;
+  for (std::string line; std::getline(in, line);) {
+    for (int i = 0; i < 2; ++i) line = line.substr(0, line.rfind(','));
+    out += line + "\n";
+  }
+  return out;
+}
+
+// summary.md with the last cell (s / image) of every table line cut.
+std::string md_without_time(const std::string& md) {
+  std::istringstream in(md);
+  std::string out;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] == '|')
+      line = line.substr(0, line.rfind('|', line.size() - 2) + 1);
+    out += line + "\n";
+  }
+  return out;
+}
+
+// Every record of `b` equals the one of `a` with the same key (time aside, metrics exactly).
+void expect_same_records(const fs::path& a, const fs::path& b) {
+  const auto ra = by_key(read_lines(a)), rb = by_key(read_lines(b));
+  ASSERT_EQ(ra.size(), rb.size());
+  for (const auto& [key, record] : ra) {
+    ASSERT_TRUE(rb.count(key)) << key;
+    EXPECT_EQ(without_time(record), without_time(rb.at(key))) << key;
+    EXPECT_EQ(record["psnr"], rb.at(key)["psnr"]) << key;  // bit for bit, not approximately
+  }
+}
+
+void expect_same_summary(const fs::path& a, const fs::path& b) {
+  EXPECT_EQ(without_time(json::parse(slurp(a / "summary.json"))),
+            without_time(json::parse(slurp(b / "summary.json"))));
+  EXPECT_EQ(csv_without_time(slurp(a / "summary.csv")), csv_without_time(slurp(b / "summary.csv")));
+  EXPECT_EQ(md_without_time(slurp(a / "summary.md")), md_without_time(slurp(b / "summary.md")));
+}
+
+// Sets environment variables for the children started while it lives.
+class ScopedEnvironment {
+ public:
+  explicit ScopedEnvironment(std::map<std::string, std::string> values)
+      : values_(std::move(values)) {
+    for (const auto& [name, value] : values_) setenv(name.c_str(), value.c_str(), 1);
+  }
+  ~ScopedEnvironment() {
+    for (const auto& [name, value] : values_) unsetenv(name.c_str());
+  }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+bool on_path(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path ? path : "");
+  for (std::string dir; std::getline(dirs, dir, ':');)
+    if (!dir.empty() && ::access((fs::path(dir) / program).c_str(), X_OK) == 0) return true;
+  return false;
+}
+
+class EvalCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::path(::testing::TempDir()) /
+           ("p2l_eval_" + std::to_string(::getpid()) + "_" + info->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    // A test run inside a SLURM array or under mpirun must not shard the runs below.
+    for (const char* name :
+         {"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",
+          "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMI_SIZE"})
+      unsetenv(name);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path path(const std::string& name) const { return dir_ / name; }
+  // -q: no progress lines, so that stderr holds only an error. One thread: a job of 3 steps is
+  // too small to gain from two, two OpenMP threads crawl when the cores are busy, and the
+  // mpirun ranks (one thread each) then compute the same bits as these runs.
+  RunResult p2l(const std::string& args, bool quiet = true) const {
+    return run_p2l(std::string("--threads 1 ") + (quiet ? "-q " : "") + args, dir_);
+  }
+  RunResult eval(const std::string& args) const { return p2l("eval " + plan_args() + " " + args); }
+
+  fs::path dir_;
+};
+
+TEST_F(EvalCli, ResumedRunGivesTheUninterruptedRunsResultsAndSummary) {
+  const auto full = path("full");
+  const auto r = p2l("eval " + plan_args() + " -o " + full.string(), /*quiet=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // One progress line for the whole evaluation, none per solver.
+  EXPECT_NE(r.err.find("eval 8/8 (100%)"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("ldps 3/3"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("| sr | p2l-prompt-only | 2 |"), std::string::npos) << r.out;
+
+  const auto records = read_lines(full / "results.jsonl");
+  ASSERT_EQ(records.size(), size_t(kJobs));
+  for (const auto& rec : records) {
+    EXPECT_EQ(rec["status"], "ok");
+    for (const char* key : {"psnr", "ssim", "naive_psnr", "naive_ssim", "data_residual", "seconds"})
+      EXPECT_TRUE(rec[key].is_number()) << key << " " << rec.dump();
+    EXPECT_EQ(rec["parameters"]["steps"], 3);
+    EXPECT_GT(rec["network_evaluations"]["unet_forward"].get<int>(), 0);
+    EXPECT_TRUE(fs::exists(full / rec["output"].get<std::string>())) << rec["output"];
+    EXPECT_TRUE(fs::exists(full / rec["measurement_image"].get<std::string>()));
+    EXPECT_TRUE(fs::exists(full / rec["naive_image"].get<std::string>()));
+    if (rec["label"] == "p2l-prompt-only") {
+      EXPECT_EQ(rec["method"], "p2l");
+      EXPECT_EQ(rec["overrides"]["projection"], 0);
+      EXPECT_EQ(rec["parameters"]["projection"], 0);
+    }
+  }
+  EXPECT_TRUE(fs::exists(full / "images" / "sr" / "ldps" / "00_google.png"));
+  EXPECT_TRUE(fs::exists(full / "images" / "gauss-blur" / "measurement" / "01_twitter.png"));
+  // Every method of an image × task sees the same measurement and solver seed.
+  const auto keyed = by_key(records);
+  const auto& a = keyed.at("00_google.png|sr|ldps");
+  const auto& b = keyed.at("00_google.png|sr|p2l-prompt-only");
+  EXPECT_EQ(a["measurement_seed"], b["measurement_seed"]);
+  EXPECT_EQ(a["seed"], b["seed"]);
+  EXPECT_EQ(a["naive_psnr"], b["naive_psnr"]);
+  EXPECT_NE(a["seed"], keyed.at("01_twitter.png|sr|ldps")["seed"]);
+  EXPECT_NE(a["seed"], keyed.at("00_google.png|gauss-blur|ldps")["seed"]);
+
+  const auto summary = json::parse(slurp(full / "summary.json"));
+  ASSERT_EQ(summary["tasks"].size(), 2u);
+  EXPECT_EQ(summary["tasks"][0]["task"], "sr");  // task order, then method order, as given
+  EXPECT_EQ(summary["tasks"][0]["methods"][1]["label"], "p2l-prompt-only");
+  EXPECT_EQ(summary["tasks"][0]["methods"][0]["n"], 2);
+  EXPECT_EQ(summary["tasks"][0]["naive"]["n"], 2);
+  // Montage: rows are the 2 images; columns clean | measurement | naive | 2 methods.
+  const auto montage = io::load_image((full / "montage_sr.png").string());
+  EXPECT_EQ(montage.size(2), 2 * 64 + 3 * 2);
+  EXPECT_EQ(montage.size(3), 5 * 64 + 6 * 2);
+
+  // Interrupted after 3 jobs, killed in the middle of writing the 4th line.
+  const auto resumed = path("resumed");
+  const auto part = eval("--max-jobs 3 -o " + resumed.string());
+  ASSERT_EQ(part.exit_code, 0) << part.err;
+  EXPECT_NE(part.out.find("--resume"), std::string::npos) << part.out;
+  EXPECT_FALSE(fs::exists(resumed / "summary.json"));
+  ASSERT_EQ(read_lines(resumed / "results.jsonl").size(), 3u);
+  std::ofstream(resumed / "results.jsonl", std::ios::app) << R"({"image": "01_twitter.png", "ta)";
+  expect_one_line_error(eval("-o " + resumed.string()), "pass --resume");
+  expect_one_line_error(eval("--noise 0.1 --resume -o " + resumed.string()), "--noise differ");
+  const auto rest = eval("--resume -o " + resumed.string());
+  ASSERT_EQ(rest.exit_code, 0) << rest.err;
+  EXPECT_NE(rest.out.find("ran 5 jobs"), std::string::npos) << rest.out;
+  expect_same_records(full / "results.jsonl", resumed / "results.jsonl");  // half line gone
+  expect_same_summary(full, resumed);
+
+  // A resume of a complete run does nothing; --summarize rewrites the same summary.
+  const auto again = eval("--resume -o " + resumed.string());
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("ran 0 jobs"), std::string::npos) << again.out;
+  fs::remove(resumed / "summary.json");
+  ASSERT_EQ(p2l("eval --summarize " + resumed.string()).exit_code, 0);
+  expect_same_summary(full, resumed);
+
+  // Merged shards equal the unsharded run record for record.
+  const auto shards = path("shards");
+  for (const char* shard : {"0/2", "1/2"}) {
+    const auto s = eval("--shard " + std::string(shard) + " -o " + shards.string());
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+    EXPECT_NE(s.out.find("--merge"), std::string::npos) << s.out;
+  }
+  EXPECT_EQ(read_lines(shards / "results.shard-0-of-2.jsonl").size(), size_t(kJobs / 2));
+  EXPECT_FALSE(fs::exists(shards / "results.jsonl"));
+  EXPECT_FALSE(fs::exists(shards / "summary.json"));  // only the merge summarises
+  const auto merged = path("merged");
+  const auto m = p2l("eval --merge " + shards.string() + " -o " + merged.string());
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  expect_same_records(full / "results.jsonl", merged / "results.jsonl");
+  expect_same_summary(full, merged);
+  const auto merged_records = read_lines(merged / "results.jsonl");
+  for (size_t i = 0; i < merged_records.size(); ++i)
+    EXPECT_EQ(merged_records[i]["job"], int(i));  // in job order
+  for (const auto& rec : merged_records)          // the shard folder's images came along
+    EXPECT_TRUE(fs::exists(merged / rec["output"].get<std::string>())) << rec["output"];
+}
+
+TEST_F(EvalCli, ShardFromTheEnvironmentAndMergeChecks) {
+  const auto out = path("env");
+  {
+    ScopedEnvironment mpi({{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "2"}});
+    const auto r = eval("--max-jobs 1 -o " + out.string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  auto records = read_lines(out / "results.shard-1-of-2.jsonl");
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0]["job"], 1);  // the first job of shard 1 of 2
+  EXPECT_FALSE(fs::exists(out / "results.jsonl"));
+  {
+    // SLURM arrays may start at 1: task 2 of 1-2 is shard 1/2. --max-jobs 0 runs nothing.
+    ScopedEnvironment slurm({{"SLURM_ARRAY_TASK_ID", "2"},
+                             {"SLURM_ARRAY_TASK_COUNT", "2"},
+                             {"SLURM_ARRAY_TASK_MIN", "1"}});
+    const auto r = eval("--max-jobs 0 -o " + path("slurm").string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(path("slurm") / "plan.shard-1-of-2.json"));
+    // --shard wins over the environment.
+    ASSERT_EQ(eval("--shard 0/3 --max-jobs 0 -o " + path("slurm").string()).exit_code, 0);
+    EXPECT_TRUE(fs::exists(path("slurm") / "plan.shard-0-of-3.json"));
+  }
+  {
+    ScopedEnvironment bad({{"OMPI_COMM_WORLD_RANK", "2"}, {"OMPI_COMM_WORLD_SIZE", "2"}});
+    expect_one_line_error(eval("-o " + path("bad").string()),
+                          "OMPI_COMM_WORLD_RANK=2 is not below OMPI_COMM_WORLD_SIZE=2");
+  }
+  {
+    ScopedEnvironment half(std::map<std::string, std::string>{{"PMI_RANK", "0"}});
+    expect_one_line_error(eval("-o " + path("bad").string()), "PMI_SIZE is not");
+  }
+
+  // Merging: missing jobs are an error unless --allow-partial; conflicting duplicates always.
+  expect_one_line_error(p2l("eval --merge " + out.string() + " -o " + path("m").string()),
+                        "7 of 8 jobs have no result");
+  const auto partial =
+      p2l("eval --merge " + out.string() + " --allow-partial -o " + path("m").string());
+  ASSERT_EQ(partial.exit_code, 0) << partial.err;
+  EXPECT_EQ(read_lines(path("m") / "results.jsonl").size(), 1u);
+  records[0]["psnr"] = records[0]["psnr"].get<double>() + 1;
+  fs::copy_file(out / "plan.shard-1-of-2.json", out / "plan.shard-0-of-9.json");
+  std::ofstream(out / "results.shard-0-of-9.jsonl") << records[0].dump() << "\n";
+  expect_one_line_error(
+      p2l("eval --merge " + out.string() + " --allow-partial -o " + path("m2").string()),
+      "has different results");
+  expect_one_line_error(p2l("eval --summarize " + out.string()), "merge them first");
+}
+
+TEST_F(EvalCli, MpirunScriptRunsOneShardPerRankAndMerges) {
+  if (!on_path("mpirun")) GTEST_SKIP() << "mpirun is not installed (apt-get install openmpi-bin)";
+  const auto out = path("mpi");
+  // One task, so that the two ranks of 2 jobs each stay quick; one thread each on 2 cores.
+  const std::string cmd = "P2L=" + std::string(P2L_CLI_PATH) + " NP=2 bash " + kScript.string() +
+                          " " + plan_args("sr") + " --threads 1 -q -o " + out.string() + " >" +
+                          path("mpi.out").string() + " 2>" + path("mpi.err").string() +
+                          " </dev/null";
+  const int status = std::system(cmd.c_str());
+  ASSERT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0)
+      << slurp(path("mpi.out")) << slurp(path("mpi.err"));
+  EXPECT_EQ(read_lines(out / "results.shard-0-of-2.jsonl").size(), 2u);
+  EXPECT_EQ(read_lines(out / "results.shard-1-of-2.jsonl").size(), 2u);
+  const auto records = read_lines(out / "results.jsonl");
+  ASSERT_EQ(records.size(), 4u);
+  for (size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ(records[i]["job"], int(i));
+    EXPECT_EQ(records[i]["status"], "ok");
+  }
+  EXPECT_EQ(json::parse(slurp(out / "summary.json"))["finished"], 4);
+  EXPECT_TRUE(fs::exists(out / "montage_sr.png"));
+  // Each rank took its shard from OMPI_COMM_WORLD_RANK / _SIZE: the same bits as one process.
+  const auto single = path("single");
+  ASSERT_EQ(p2l("eval " + plan_args("sr") + " -o " + single.string()).exit_code, 0);
+  expect_same_records(single / "results.jsonl", out / "results.jsonl");
+  expect_same_summary(single, out);
+}
+
+TEST_F(EvalCli, DivergedJobIsRecordedAndTheRunGoesOn) {
+  const auto out = path("div");
+  const auto r =
+      p2l("eval -m " + kModel.string() + " --images " +
+          (kModel / "test_images" / "00_google.png").string() +
+          " --tasks sr --methods ldps --variant wild=ldps:rho=1e30 --steps 10 -o " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto records = by_key(read_lines(out / "results.jsonl"));
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records.at("00_google.png|sr|ldps")["status"], "ok");
+  const auto& wild = records.at("00_google.png|sr|wild");
+  EXPECT_EQ(wild["status"], "diverged");
+  EXPECT_GE(wild["step"].get<int>(), 1);
+  EXPECT_FALSE(wild.contains("psnr"));
+  EXPECT_TRUE(wild["naive_psnr"].is_number());
+  const auto summary = json::parse(slurp(out / "summary.json"));
+  EXPECT_EQ(summary["diverged"], 1);
+  EXPECT_EQ(summary["tasks"][0]["methods"][1]["n"], 0);
+  EXPECT_NE(slurp(out / "summary.md").find("| sr | wild | 0 (1 diverged) |"), std::string::npos);
+}
+
+TEST_F(EvalCli, ErrorsForBadInput) {
+  // Each fails before any restoration (default tasks and methods: all five).
+  const auto bad = [&](const std::string& args) {
+    return p2l("eval -m " + kModel.string() + " " + args + " -o " + path("bad").string());
+  };
+  expect_one_line_error(bad("--shard 2/2"), "--shard '2/2': I must be below N");
+  expect_one_line_error(bad("--shard 0/0"), "--shard '0/0': N must be at least 1");
+  expect_one_line_error(bad("--shard 1/x"), "--shard '1/x': expected I/N");
+  expect_one_line_error(bad("--tasks sr,deblur"), "unknown task 'deblur'");
+  expect_one_line_error(bad("--methods ldps,dps"), "unknown method 'dps'");
+  expect_one_line_error(bad("--variant nothing"), "expected NAME=METHOD");
+  expect_one_line_error(bad("--variant x=p2l:rho"), "'rho' is not key=value");
+  expect_one_line_error(bad("--variant x=ldps:projection=0"),
+                        "projection is not a hyperparameter of ldps");
+  expect_one_line_error(bad("--variant ldps=p2l"), "'ldps' is given twice");
+  expect_one_line_error(bad("--images " + path("none.png").string()), "none.png");
+  expect_one_line_error(p2l("eval -o " + path("bad").string()), "--model is required");
+  expect_one_line_error(
+      p2l("eval --merge " + path("nowhere").string() + " -o " + path("bad").string()),
+      "not a folder");
+  expect_one_line_error(p2l("eval --summarize " + path("nowhere").string()), "no plan.json");
+  EXPECT_FALSE(fs::exists(path("bad") / "results.jsonl"));
+}
+
+}  // namespace
+}  // namespace p2l::test
