@@ -18,16 +18,20 @@ nlohmann::json read_json(const std::string& path) {
   }
 }
 
-void write_json(const std::string& path, const nlohmann::json& j) {
+void write_text(const std::string& path, const std::string& text) {
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << j.dump(2) << "\n";
+    out << text;
     if (!out) throw Error(path + ": cannot write");
   }
   std::filesystem::rename(tmp, path);
+}
+
+void write_json(const std::string& path, const nlohmann::json& j) {
+  write_text(path, j.dump(2) + "\n");
 }
 
 void append_json_line(const std::string& path, const nlohmann::json& j) {
