@@ -32,6 +32,12 @@ inline int count_lines(const std::string& s) {
 
 // `p2l ARGS` with stdout/stderr captured in `dir` under the current test's name (tests run in
 // parallel by ctest do not share files).
+inline size_t count_occurrences(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 inline RunResult run_p2l(const std::string& args,
                          const std::filesystem::path& dir = ::testing::TempDir()) {
   const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
