@@ -153,6 +153,11 @@ TEST_F(RestoreCli, SweepTabulatesEveryGridPoint) {
   const auto runs = nlohmann::json::parse(slurp(path("sweep.json")))["runs"];
   ASSERT_EQ(runs.size(), 4u);
   for (const auto& run : runs) EXPECT_TRUE(run["psnr"].is_number()) << run.dump();
+  // The plot: PSNR against rho, one line per value of the second axis, a marker per point.
+  const auto svg = slurp(path("sweep.svg"));
+  EXPECT_EQ(count_occurrences(svg, "<polyline"), 2u) << svg;
+  EXPECT_EQ(count_occurrences(svg, "<circle"), 4u) << svg;
+  EXPECT_NE(svg.find(">sr, steps 2</text>"), std::string::npos) << svg;
   expect_one_line_error(p2l("sweep -m " + kModel.string() + " --method ldps --grid omega=1"),
                         "--grid omega is not a hyperparameter of ldps");
 }

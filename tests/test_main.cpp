@@ -1,9 +1,14 @@
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "p2l/threads.h"
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  p2l::set_threads();  // LibTorch starts with one intra-op thread here; use the machine
+  // LibTorch starts with one intra-op thread here: use the machine, or OMP_NUM_THREADS when set
+  // (ctest sets it; on a busy machine one thread per test process is much faster).
+  const char* omp = std::getenv("OMP_NUM_THREADS");
+  p2l::set_threads(omp ? std::atoi(omp) : 0);
   return RUN_ALL_TESTS();
 }

@@ -1,5 +1,6 @@
 // `p2l sweep`: a grid over hyperparameters of one method on one or more tasks and images; each
-// grid point's mean ± std PSNR / SSIM, time and data residual, as a markdown table and JSON.
+// grid point's mean ± std PSNR / SSIM, time and data residual, as a markdown table and JSON, and
+// an SVG plot of PSNR against the first grid axis (one line per task and value of the others).
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
@@ -12,6 +13,7 @@
 #include "p2l/eval/statistics.h"
 #include "p2l/io/image.h"
 #include "p2l/io/json_file.h"
+#include "p2l/io/svg_plot.h"
 #include "p2l/model/checkpoint.h"
 #include "p2l/operators/presets.h"
 #include "p2l/solvers/restoration.h"
@@ -115,6 +117,26 @@ void add_sweep_command(CLI::App& app) {
     for (size_t i = 0; i < axes.size(); ++i) table << "---|";
     table << "---|---|---|---|\n";
     auto runs = nlohmann::json::array();
+    // The plot: x = the first axis; a series per task and combination of the other axes.
+    io::LinePlot plot;
+    plot.title = a->method + ": PSNR against " + (axes.empty() ? "" : axes[0].name);
+    plot.x_label = axes.empty() ? "" : axes[0].name;
+    plot.y_label = "PSNR (dB), mean ± std over images";
+    std::map<std::string, size_t> series_of;
+    auto add_to_plot = [&](const std::string& task, const std::map<std::string, double>& point,
+                           const std::vector<double>& psnr) {
+      if (axes.empty()) return;
+      std::string label = task;
+      for (size_t k = 1; k < axes.size(); ++k)
+        label += ", " + axes[k].name + " " + value_text(point.at(axes[k].name));
+      auto [it, added] = series_of.emplace(label, plot.series.size());
+      if (added) plot.series.push_back({label, {}, {}, {}});
+      auto& series = plot.series[it->second];
+      const auto stats = eval::mean_std(psnr);
+      series.x.push_back(point.at(axes[0].name));
+      series.y.push_back(psnr.empty() ? NAN : stats.mean);  // all diverged: a gap
+      series.y_error.push_back(stats.std);
+    };
     const size_t total = a->tasks.size() * points.size() * images.size();
     size_t done = 0;
     for (const auto& task : a->tasks) {
@@ -151,6 +173,7 @@ void add_sweep_command(CLI::App& app) {
           runs.push_back(run);
           std::cerr << "sweep " << ++done << "/" << total << "\r" << std::flush;
         }
+        add_to_plot(task, point, psnr);
         table << "| " << task << " |";
         for (const auto& axis : axes) table << " " << value_text(point.at(axis.name)) << " |";
         if (psnr.size() < images.size())
@@ -169,8 +192,23 @@ void add_sweep_command(CLI::App& app) {
                    {{"method", a->method}, {"model", a->model}, {"tasks", a->tasks},
                     {"grid", a->grids}, {"set", a->fixed}, {"noise", a->noise},
                     {"seed", a->seed}, {"defaults", parameters.to_json()}, {"runs", runs}});
-    std::ofstream(a->output + ".md") << table.str();
-    std::cout << table.str() << "\nwrote " << a->output << ".md and " << a->output << ".json\n";
+    io::write_text(a->output + ".md", table.str());
+    std::cout << table.str() << "\nwrote " << a->output << ".md, " << a->output << ".json";
+    if (!axes.empty()) {
+      // Values spanning decades (learning rates, λ) read better on a log axis; ∞ is left out of
+      // the plot (it is in the table).
+      double lo = INFINITY, hi = 0;
+      for (double v : axes[0].values)
+        if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+      plot.log_x = lo > 0 && hi / lo >= 20;
+      try {
+        io::write_svg(a->output + ".svg", plot);
+        std::cout << " and " << a->output << ".svg";
+      } catch (const Error& e) {
+        std::cout << " (no plot: " << e.what() << ")";
+      }
+    }
+    std::cout << "\n";
   });
 }
 
