@@ -1,10 +1,13 @@
 // `p2l score`: how close restored images are to their references. Per pair (an image and the
 // reference with the same file name, extension aside): PSNR, SSIM and, given LPIPS weights,
-// LPIPS; per set, given Inception weights, FID and KID between all references and all images.
+// LPIPS; per set, given Inception weights, FID and KID between all references and all images,
+// and given p2l's emoji feature network, FD-emoji (a Fréchet distance on that network's features,
+// never called FID).
 // What each metric computes and how to make the weight files: docs/metrics.md.
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <limits>
@@ -15,6 +18,7 @@
 #include "p2l/io/image.h"
 #include "p2l/io/json_file.h"
 #include "p2l/log.h"
+#include "p2l/metrics/emoji_features.h"
 #include "p2l/metrics/feature_distances.h"
 #include "p2l/metrics/image_quality.h"
 #include "p2l/metrics/inception.h"
@@ -29,7 +33,8 @@ namespace {
 
 struct ScoreArgs {
   std::vector<std::string> reference, images;
-  std::string lpips_weights, lpips_net = "alex", inception_weights, json, device = "cpu";
+  std::string lpips_weights, lpips_net = "alex", inception_weights, fd_emoji, json,
+      device = "cpu";
   int64_t batch_size = 16;
   metrics::KernelDistanceOptions kid;
 };
@@ -88,16 +93,17 @@ double mean_of(const std::vector<double>& values) {
   return values.empty() ? std::numeric_limits<double>::quiet_NaN() : sum / values.size();
 }
 
-// Pool3 features of a set, batched over consecutive images of the same size (the network
-// resizes every image to 299×299 itself).
-torch::Tensor inception_features(metrics::FidInception& net, const std::vector<ImageFile>& files,
-                                 int64_t batch_size, const std::string& label) {
+// A network's features of a set (Inception pool3, FD-emoji), batched over consecutive images of
+// the same size (each network resizes images to its input size itself).
+using FeatureNetwork = std::function<torch::Tensor(const torch::Tensor&)>;
+torch::Tensor set_features(const FeatureNetwork& net, const std::vector<ImageFile>& files,
+                           int64_t batch_size, const std::string& label) {
   std::vector<torch::Tensor> features, pending;
-  Progress progress("inception " + label, static_cast<int64_t>(files.size()));
+  Progress progress(label, static_cast<int64_t>(files.size()));
   int64_t done = 0;
   auto flush = [&] {
     if (pending.empty()) return;
-    features.push_back(net->features(torch::cat(pending)).cpu());
+    features.push_back(net(torch::cat(pending)).cpu());
     done += static_cast<int64_t>(pending.size());
     pending.clear();
     progress.update(done);
@@ -120,8 +126,8 @@ void add_score_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "score",
       "Score images against references: PSNR, SSIM and LPIPS per pair (same file name, any "
-      "extension), FID and KID between the sets. Example: p2l score --reference clean/ --images "
-      "restored/ --lpips-weights lpips_alex.safetensors --json scores.json");
+      "extension), FID, KID and FD-emoji between the sets. Example: p2l score --reference "
+      "clean/ --images restored/ --lpips-weights lpips_alex.safetensors --json scores.json");
   auto a = std::make_shared<ScoreArgs>();
   cmd->add_option("--reference", a->reference, "Reference images: files and/or folders")
       ->required();
@@ -132,9 +138,12 @@ void add_score_command(CLI::App& app) {
   cmd->add_option("--inception-weights", a->inception_weights,
                   "FID Inception weights (.safetensors, see docs/metrics.md); without it no "
                   "FID/KID");
+  cmd->add_option("--fd-emoji", a->fd_emoji,
+                  "FD-emoji network (e.g. models/emoji-64/fd_emoji): Fréchet distance between "
+                  "the sets on features of p2l's emoji classifier (each set needs >= 2 images)");
   cmd->add_option("--json", a->json, "Also write the scores (and per-pair values) as JSON");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N");
-  cmd->add_option("--batch-size", a->batch_size, "Images per Inception batch (16)")
+  cmd->add_option("--batch-size", a->batch_size, "Images per Inception / FD-emoji batch (16)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--kid-subsets", a->kid.subsets, "KID: number of subsets (100)")
       ->check(CLI::PositiveNumber);
@@ -151,8 +160,9 @@ void add_score_command(CLI::App& app) {
     const auto device = parse_device(a->device);
     const auto references = collect_images(a->reference, "--reference");
     const auto images = collect_images(a->images, "--images");
-    if (!a->inception_weights.empty() && (references.size() < 2 || images.size() < 2))
-      throw Error("FID and KID need at least 2 images in each set (got " +
+    const bool set_metrics = !a->inception_weights.empty() || !a->fd_emoji.empty();
+    if (set_metrics && (references.size() < 2 || images.size() < 2))
+      throw Error("FID, KID and FD-emoji need at least 2 images in each set (got " +
                   std::to_string(references.size()) + " references and " +
                   std::to_string(images.size()) + " images)");
     std::map<std::string, std::string> reference_of;
@@ -161,10 +171,10 @@ void add_score_command(CLI::App& app) {
     for (const auto& image : images)
       if (!reference_of.count(image.name)) unmatched.push_back(image.name);
     const size_t pairs = images.size() - unmatched.size();
-    if (pairs == 0 && a->inception_weights.empty())
+    if (pairs == 0 && !set_metrics)
       throw Error(
           "no image in --images has a reference of the same name in --reference (and "
-          "without --inception-weights there is nothing else to score)");
+          "without --inception-weights or --fd-emoji there is nothing else to score)");
     if (pairs > 0 && !unmatched.empty())
       log::warn(std::to_string(unmatched.size()) + " of " + std::to_string(images.size()) +
                 " images have no reference of the same name (first: " + unmatched.front() + ")");
@@ -174,6 +184,8 @@ void add_score_command(CLI::App& app) {
     metrics::FidInception inception{nullptr};
     if (!a->inception_weights.empty())
       inception = metrics::load_fid_inception(a->inception_weights, device);
+    metrics::EmojiFeatureNet fd_emoji{nullptr};
+    if (!a->fd_emoji.empty()) fd_emoji = metrics::load_emoji_feature_net(a->fd_emoji, device);
     torch::NoGradGuard no_grad;
 
     nlohmann::json per_pair = nlohmann::json::array();
@@ -228,9 +240,10 @@ void add_score_command(CLI::App& app) {
                 << ")\n";
     }
     if (inception) {
+      const FeatureNetwork net = [&](const torch::Tensor& x) { return inception->features(x); };
       const auto ref_features =
-          inception_features(inception, references, a->batch_size, "reference");
-      const auto image_features = inception_features(inception, images, a->batch_size, "images");
+          set_features(net, references, a->batch_size, "inception reference");
+      const auto image_features = set_features(net, images, a->batch_size, "inception images");
       const double fid = metrics::frechet_distance(ref_features, image_features);
       const auto kid = metrics::kernel_distance(ref_features, image_features, a->kid);
       report["fid"] = fid;
@@ -243,6 +256,15 @@ void add_score_command(CLI::App& app) {
       std::cout << "FID:    " << std::setprecision(4) << fid << "\n"
                 << "KID:    " << std::setprecision(6) << kid.mean << " ± " << kid.std << " ("
                 << kid.subsets << " subsets of " << kid.subset_size << ")\n";
+    }
+    if (fd_emoji) {
+      const FeatureNetwork net = [&](const torch::Tensor& x) { return fd_emoji->features(x); };
+      const double fd = metrics::frechet_distance(
+          set_features(net, references, a->batch_size, "fd-emoji reference"),
+          set_features(net, images, a->batch_size, "fd-emoji images"));
+      report["fd_emoji"] = fd;
+      report["fd_emoji_network"] = a->fd_emoji;
+      std::cout << "FD-emoji: " << std::setprecision(4) << fd << "\n";
     }
     report["per_pair"] = per_pair;
     if (!a->json.empty()) {

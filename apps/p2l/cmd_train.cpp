@@ -1,11 +1,13 @@
 // `p2l train STAGE`: builds p2l's small emoji text-to-image model from the npm emoji packages.
-// Stages: split, vae, decoder, tokenizer, unet, export, report — or `all` for every stage in order.
+// Stages: split, vae, decoder, tokenizer, unet, export, report, features (the FD-emoji network)
+// — or `all` for every stage in order.
 // Each stage writes into the run folder and resumes from its checkpoints when run again.
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "commands.h"
 #include "p2l/diffusion/text_to_image.h"
@@ -16,6 +18,7 @@
 #include "p2l/model/checkpoint.h"
 #include "p2l/progress.h"
 #include "p2l/train/bpe_trainer.h"
+#include "p2l/train/feature_trainer.h"
 #include "p2l/train/trainers.h"
 
 namespace p2l::cli {
@@ -39,6 +42,7 @@ struct TrainArgs {
   train::VaeOptions vae;
   train::StageOptions decoder;
   train::DiffusionOptions unet;
+  train::FeatureOptions features;
   int merges = 1500;
   int samples = 12;
   int sample_steps = 50;
@@ -277,6 +281,73 @@ void stage_report(const TrainArgs& a) {
   std::cout << report.dump(2) << "\n";
 }
 
+// The FD-emoji network (metrics/emoji_features.h): classifies sub-categories on the training
+// split; weights and a config with the classes and accuracies go to <out>/fd_emoji.
+void stage_features(const TrainArgs& a) {
+  const auto items = train::list_emoji(a.data);
+  const auto tests = test_bases(a);
+  const auto train_set = train::load_emoji_split(items, tests, false);
+  const auto test_set = train::load_emoji_split(items, tests, true);
+  const auto classes = train::subcategory_classes(train_set);
+  const auto train_labels = train::subcategory_labels(train_set, classes);
+  const auto test_labels = train::subcategory_labels(test_set, classes);
+  log::info("features: " + std::to_string(train_set.images.size(0)) + " training images, " +
+            std::to_string(classes.size()) + " sub-categories");
+  const auto& o = a.features;
+  Progress progress("features", o.steps);
+  auto net = train::train_emoji_features(train_set, train_labels,
+                                         static_cast<int64_t>(classes.size()), o, a.run,
+                                         progress_report(progress));
+  progress.finish();
+  const double seconds = progress.elapsed_seconds();
+  const auto train_accuracy = train::classification_accuracy(net, train_set, train_labels);
+  const auto test_accuracy = train::classification_accuracy(net, test_set, test_labels);
+  const auto dir = fs::path(a.out) / "fd_emoji";
+  fs::create_directories(dir);
+  model::save_module_weights(*net, (dir / "model.safetensors").string());
+  std::ostringstream command;
+  command << "p2l --threads " << torch::get_num_threads() << " train features --data " << a.data
+          << " --split " << a.split << " --run " << a.run << " --out " << a.out
+          << " --features-steps " << o.steps << " --features-batch " << o.batch
+          << " --features-lr " << o.lr;
+  const nlohmann::json config = {
+      {"network", "p2l FD-emoji feature network (src/p2l/metrics/emoji_features.h)"},
+      {"input_size", metrics::EmojiFeatureNetImpl::kInputSize},
+      {"input_range", "[-1, 1] RGB, resized bilinearly to 64x64 when another size"},
+      {"stage_channels", metrics::EmojiFeatureNetImpl::kChannels},
+      {"group_norm_groups", metrics::EmojiFeatureNetImpl::kGroups},
+      {"feature_dim", metrics::EmojiFeatureNetImpl::kFeatures},
+      {"classes", classes},
+      {"task", "emoji sub-category classification (emoji.json 'subcategory')"},
+      {"train_images", train_set.images.size(0)},
+      {"train_accuracy", train_accuracy.top1},
+      {"test_images", test_set.images.size(0)},
+      {"test_images_counted", test_accuracy.counted},
+      {"test_images_unknown_class", test_accuracy.excluded},
+      {"test_accuracy", test_accuracy.top1},
+      {"accuracy_protocol", "top-1 on whole, unshifted images; EMA weights; test split = "
+                            "held-out base emoji, images of sub-categories without training "
+                            "images not counted"},
+      {"steps", o.steps},
+      {"batch", o.batch},
+      {"lr", o.lr},
+      {"lr_schedule", "linear warm-up, then cosine to 2% of lr"},
+      {"warmup", o.warmup},
+      {"optimizer", "Adam"},
+      {"ema_decay", o.ema_decay},
+      {"max_shift", o.max_shift},
+      {"seed", o.seed},
+      {"threads", torch::get_num_threads()},
+      {"seconds", seconds},
+      {"command", command.str()}};
+  write_json_file(dir / "config.json", config);
+  write_json_file(fs::path(a.run) / "features.json", config);
+  std::cout << "features: accuracy train " << train_accuracy.top1 << ", test "
+            << test_accuracy.top1 << " (" << test_accuracy.counted << " test images, "
+            << test_accuracy.excluded << " of unseen sub-categories left out) -> "
+            << dir.string() << "\n";
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app) {
@@ -296,10 +367,11 @@ void add_train_command(CLI::App& app) {
   a->unet.batch = 32;
   a->unet.lr = 1e-3;
   a->unet.seed = 1;
-  cmd->add_option("stage", a->stage, "split | vae | decoder | tokenizer | unet | export | report | all")
+  cmd->add_option("stage", a->stage,
+                  "split | vae | decoder | tokenizer | unet | export | report | features | all")
       ->required()
-      ->check(CLI::IsMember(
-          {"split", "vae", "decoder", "tokenizer", "unet", "export", "report", "all"}));
+      ->check(CLI::IsMember({"split", "vae", "decoder", "tokenizer", "unet", "export", "report",
+                             "features", "all"}));
   cmd->add_option("--data", a->data, "Folder with the emoji npm packages (scripts/fetch_emoji.sh)");
   cmd->add_option("--split", a->split, "Test split file (base emoji codes)");
   cmd->add_option("--run", a->run, "Run folder: checkpoints and stage outputs");
@@ -319,6 +391,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--unet-steps", a->unet.steps, "UNet steps")->check(CLI::PositiveNumber);
   cmd->add_option("--unet-batch", a->unet.batch, "UNet batch size")->check(CLI::PositiveNumber);
   cmd->add_option("--unet-lr", a->unet.lr, "UNet learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--features-steps", a->features.steps, "FD-emoji network training steps")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--features-batch", a->features.batch, "FD-emoji network batch size")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--features-lr", a->features.lr, "FD-emoji network learning rate")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--merges", a->merges, "BPE merges")->check(CLI::PositiveNumber);
   cmd->add_option("--checkpoint-every", a->vae.checkpoint_every, "Steps between checkpoints")
       ->check(CLI::PositiveNumber);
@@ -328,11 +406,12 @@ void add_train_command(CLI::App& app) {
                 },
                 "Keep the default NCHW layout (for comparison)");
   cmd->add_flag("--no-resume", [a](int64_t) {
-                  a->vae.resume = a->decoder.resume = a->unet.resume = false;
+                  a->vae.resume = a->decoder.resume = a->unet.resume = a->features.resume = false;
                 },
                 "Start over instead of resuming from the run folder's checkpoints");
   cmd->callback([a] {
-    a->unet.checkpoint_every = a->decoder.checkpoint_every = a->vae.checkpoint_every;
+    a->unet.checkpoint_every = a->decoder.checkpoint_every = a->features.checkpoint_every =
+        a->vae.checkpoint_every;
     const auto& s = a->stage;
     const bool all = s == "all";
     if (s == "split" || (all && !fs::exists(a->split))) stage_split(*a);
@@ -342,6 +421,7 @@ void add_train_command(CLI::App& app) {
     if (s == "unet" || all) stage_unet(*a);
     if (s == "export" || all) stage_export(*a);
     if (s == "report" || all) stage_report(*a);
+    if (s == "features" || all) stage_features(*a);
   });
 }
 
