@@ -1,5 +1,6 @@
 // Cost of each solver on the bundled model: wall time per step and network evaluations per
-// step, for one measurement per task. Prints a markdown table.
+// step, for one measurement per task. Prints a markdown table. bench_methods splits the time by
+// component and adds FLOPs and memory (docs/bench.md).
 //   ./build/bench/bench_solvers [model=models/emoji-64] [steps=20] [threads=all]
 #include <torch/torch.h>
 
@@ -34,7 +35,7 @@ int main(int argc, char** argv) {
     for (const auto& method : solvers::method_names()) {
       auto solver = solvers::make_solver(method, solvers::Scale::kSmall, op->kind());
       solver->parameters().set("steps", static_cast<double>(steps));
-      solvers::Problem p{&sd, op, m.y, 64, 64, 0, ""};
+      solvers::Problem p{&sd, op, m.y, 64, 64, 0, "", nullptr};
       const auto start = std::chrono::steady_clock::now();
       auto sol = solver->solve(p);
       const double ms =

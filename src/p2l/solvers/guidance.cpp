@@ -1,5 +1,7 @@
 #include "p2l/solvers/guidance.h"
 
+#include <torch/cuda.h>
+
 #include <cmath>
 
 #include "p2l/diffusion/schedule.h"
@@ -14,37 +16,76 @@ nlohmann::json NetworkCounts::to_json() const {
           {"operator_forward", operator_forward}};
 }
 
+const char* component_name(Component component) {
+  switch (component) {
+    case Component::kTextEncoder: return "text encoder";
+    case Component::kUnetForward: return "UNet fwd";
+    case Component::kDecoderForward: return "decoder fwd";
+    case Component::kEncoderForward: return "encoder fwd";
+    case Component::kBackward: return "backward";
+    case Component::kOperator: return "operator";
+    case Component::kOptimiser: return "optimiser";
+  }
+  return "?";
+}
+
+Networks::Timer::Timer(ComponentTimes* profile, Component component)
+    : profile_(profile), component_(component) {
+  if (!profile_) return;
+  if (profile_->synchronize_cuda) torch::cuda::synchronize();
+  start_ = std::chrono::steady_clock::now();
+}
+
+Networks::Timer::~Timer() {
+  if (!profile_) return;
+  if (profile_->synchronize_cuda) torch::cuda::synchronize();
+  (*profile_)[component_] +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
 Networks::Networks(const Problem& problem, NetworkCounts& counts)
     : problem_(problem), model_(*problem.model), counts_(counts) {}
 
 torch::Tensor Networks::text_embedding(const std::string& prompt) {
+  auto timer = time(Component::kTextEncoder);
   torch::NoGradGuard no_grad;
   return model_.encode_prompts({prompt});
 }
 
 torch::Tensor Networks::eps(const torch::Tensor& z_t, int64_t t, const torch::Tensor& text) {
+  auto timer = time(Component::kUnetForward);
   ++counts_.unet_forward;
   auto timestep = torch::full({z_t.size(0)}, t, torch::TensorOptions().dtype(torch::kLong));
   return model_.unet->forward(z_t, timestep.to(z_t.device()), text);
 }
 
 torch::Tensor Networks::decode(const torch::Tensor& z) {
+  auto timer = time(Component::kDecoderForward);
   ++counts_.decoder_forward;
   return model_.vae->decode_scaled(z);
 }
 
 torch::Tensor Networks::encode(const torch::Tensor& x) {
+  auto timer = time(Component::kEncoderForward);
   ++counts_.encoder_forward;
   return model_.vae->encode_mean(x);
 }
 
 torch::Tensor Networks::measure(const torch::Tensor& x) {
+  auto timer = time(Component::kOperator);
   ++counts_.operator_forward;
   return problem_.op->forward(x);
 }
 
+torch::Tensor Networks::adjoint(const torch::Tensor& v) {
+  auto timer = time(Component::kOperator);
+  return problem_.op->adjoint(v);
+}
+
 torch::Tensor Networks::residual_norm(const torch::Tensor& x) {
-  return (problem_.y - measure(x)).norm();
+  auto measured = measure(x);
+  auto timer = time(Component::kOperator);
+  return (problem_.y - measured).norm();
 }
 
 void Networks::count_backward(std::initializer_list<Network> through) {
@@ -53,6 +94,24 @@ void Networks::count_backward(std::initializer_list<Network> through) {
     if (n == Network::kEncoder) ++counts_.encoder_backward;
     if (n == Network::kDecoder) ++counts_.decoder_backward;
   }
+}
+
+void Networks::backward(const torch::Tensor& loss, const torch::Tensor& leaf,
+                        std::initializer_list<Network> through) {
+  auto timer = time(Component::kBackward);
+  count_backward(through);
+  // Only into `leaf`: a plain loss.backward() also forms and keeps the gradient of every weight
+  // of the networks in the graph (they require grad), which no solver uses — as much work again
+  // as the input gradient, and the weights' size in memory (3.4 GB for SD's UNet). The gradient
+  // that reaches `leaf` is computed by the same operations either way.
+  loss.backward({}, {}, /*create_graph=*/false, torch::TensorList(leaf));
+}
+
+torch::Tensor Networks::gradient(const torch::Tensor& loss, const torch::Tensor& input,
+                                 std::initializer_list<Network> through) {
+  auto timer = time(Component::kBackward);
+  count_backward(through);
+  return torch::autograd::grad({loss}, {input})[0];
 }
 
 Prediction predict(Networks& nets, const torch::Tensor& z_t, int64_t t, float alpha_bar_t,
@@ -68,8 +127,7 @@ Prediction predict(Networks& nets, const torch::Tensor& z_t, int64_t t, float al
 
 torch::Tensor latent_gradient(Networks& nets, const torch::Tensor& loss, const torch::Tensor& z_t,
                               std::initializer_list<Network> through) {
-  nets.count_backward(through);
-  return torch::autograd::grad({loss}, {z_t})[0];
+  return nets.gradient(loss, z_t, through);
 }
 
 torch::Tensor project_to_encoder_range(Networks& nets, const torch::Tensor& decoded, double lambda,
@@ -77,9 +135,9 @@ torch::Tensor project_to_encoder_range(Networks& nets, const torch::Tensor& deco
   torch::NoGradGuard no_grad;
   auto x = decoded.detach();
   if (!std::isinf(lambda)) {
-    const auto& op = nets.op();
-    auto b = op.adjoint(nets.y()) + lambda * x;
-    x = op.solve_regularized(b, lambda, x, cg_iters);
+    auto b = nets.adjoint(nets.y()) + lambda * x;
+    auto timer = nets.time(Component::kOptimiser);
+    x = nets.op().solve_regularized(b, lambda, x, cg_iters);
   }
   return nets.encode(x);
 }

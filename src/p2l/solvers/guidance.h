@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <functional>
 #include <initializer_list>
 #include <string>
@@ -16,7 +17,8 @@ namespace p2l::solvers {
 
 enum class Network { kUnet, kEncoder, kDecoder };
 
-// The model and operator as the solvers call them; every call is counted.
+// The model and operator as the solvers call them; every call is counted, and timed by
+// component when the problem carries a profile.
 class Networks {
  public:
   Networks(const Problem& problem, NetworkCounts& counts);
@@ -26,10 +28,34 @@ class Networks {
   torch::Tensor decode(const torch::Tensor& z);  // D(z) = decoder(z / s)
   torch::Tensor encode(const torch::Tensor& x);  // E(x) = s · posterior mean
   torch::Tensor measure(const torch::Tensor& x);  // A(x)
+  torch::Tensor adjoint(const torch::Tensor& v);  // Aᵀv
   // ‖y − A(x)‖ (plain L2 norm, SPEC §2).
   torch::Tensor residual_norm(const torch::Tensor& x);
   // Records one backward pass through each network that is in a loss's graph.
   void count_backward(std::initializer_list<Network> through);
+  // ∂loss/∂leaf added to leaf.grad() (what an optimiser steps on), graph freed; counted and
+  // timed as one backward pass through `through`.
+  void backward(const torch::Tensor& loss, const torch::Tensor& leaf,
+                std::initializer_list<Network> through);
+  // ∂loss/∂input returned (graph freed); counted and timed likewise.
+  torch::Tensor gradient(const torch::Tensor& loss, const torch::Tensor& input,
+                         std::initializer_list<Network> through);
+
+  // Adds the wall time of its scope to one component of the problem's profile; does nothing
+  // (not even read the clock) when there is none.
+  class Timer {
+   public:
+    Timer(ComponentTimes* profile, Component component);
+    ~Timer();
+    Timer(const Timer&) = delete;
+    Timer& operator=(const Timer&) = delete;
+
+   private:
+    ComponentTimes* profile_;
+    Component component_;
+    std::chrono::steady_clock::time_point start_;
+  };
+  Timer time(Component component) { return Timer(problem_.profile, component); }
 
   const Problem& problem() const { return problem_; }
   const operators::Operator& op() const { return *problem_.op; }

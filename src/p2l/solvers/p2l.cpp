@@ -44,10 +44,15 @@ class P2l : public Solver {
           auto loss = p.residual.pow(2);
           ctx.check_finite(loss, "the prompt-tuning loss");
           if (k == 0) before.push_back(loss.item<double>());
-          optimizer.zero_grad();
-          loss.backward();
-          nets.count_backward({Network::kUnet, Network::kDecoder});
-          optimizer.step();
+          {
+            auto timer = nets.time(Component::kOptimiser);
+            optimizer.zero_grad();
+          }
+          nets.backward(loss, text, {Network::kUnet, Network::kDecoder});
+          {
+            auto timer = nets.time(Component::kOptimiser);
+            optimizer.step();
+          }
           ctx.check_finite(text, "the text embedding");
         }
       }

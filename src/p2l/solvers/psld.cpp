@@ -17,13 +17,12 @@ class Psld : public Solver {
     Networks nets(problem, counts);
     const auto text = nets.text_embedding(problem.prompt);
     const double omega = parameters_.get("omega"), gamma = parameters_.get("gamma");
-    const auto& op = nets.op();
-    const auto adjoint_y = op.adjoint(problem.y);
+    const auto adjoint_y = nets.adjoint(problem.y);
     auto step = [&](StepContext& ctx) {
       return guided_step(
           nets, ctx, text,
           [&](Networks& n, const Prediction& p) {
-            auto glued = adjoint_y + p.decoded - op.adjoint(n.measure(p.decoded));
+            auto glued = adjoint_y + p.decoded - n.adjoint(n.measure(p.decoded));
             return omega * p.residual + gamma * (p.z0 - n.encode(glued)).norm();
           },
           {Network::kUnet, Network::kDecoder, Network::kEncoder});

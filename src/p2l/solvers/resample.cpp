@@ -25,9 +25,12 @@ torch::Tensor minimise_residual(Networks& nets, const torch::Tensor& start, cons
   for (iterations = 0; iterations < s.iters; ++iterations) {
     torch::Tensor loss = nets.residual_norm(to_image(v)).pow(2);
     if (loss.item<double>() < s.tolerance) break;
-    optimizer.zero_grad();
-    loss.backward();
-    nets.count_backward(through);
+    {
+      auto timer = nets.time(Component::kOptimiser);
+      optimizer.zero_grad();
+    }
+    nets.backward(loss, v, through);
+    auto timer = nets.time(Component::kOptimiser);
     optimizer.step();
   }
   return v.detach();

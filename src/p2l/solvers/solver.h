@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <string>
@@ -17,6 +18,32 @@
 
 namespace p2l::solvers {
 
+// Where a run's wall time goes (bench/bench_methods). Backward passes are one component: they
+// run through several networks at once (see NetworkCounts for which).
+enum class Component {
+  kTextEncoder,
+  kUnetForward,
+  kDecoderForward,
+  kEncoderForward,
+  kBackward,   // .backward() / autograd::grad through the networks and operator in the graph
+  kOperator,   // A, Aᵀ and ‖y − A(x)‖
+  kOptimiser,  // P2L's prompt Adam, ReSample's AdamW, the projection's conjugate gradient
+};
+inline constexpr size_t kComponentCount = 7;
+static_assert(static_cast<size_t>(Component::kOptimiser) + 1 == kComponentCount);
+const char* component_name(Component component);
+
+// Seconds per component, summed over a run; "other" (Tweedie, DDIM arithmetic, checks) is the
+// wall time minus their sum.
+struct ComponentTimes {
+  std::array<double, kComponentCount> seconds{};
+  // Wait for the GPU at both ends of a timed call, so that asynchronous kernels are charged to
+  // the component that launched them (slows a CUDA run slightly; no effect on the CPU).
+  bool synchronize_cuda = false;
+  double& operator[](Component c) { return seconds[static_cast<size_t>(c)]; }
+  double operator[](Component c) const { return seconds[static_cast<size_t>(c)]; }
+};
+
 // What one restoration works on. y is [1, C, h, w] on the model's device and dtype.
 struct Problem {
   model::StableDiffusion* model = nullptr;
@@ -25,6 +52,8 @@ struct Problem {
   int64_t height = 0, width = 0;  // of the image to restore
   uint64_t seed = 0;
   std::string prompt;  // initial text condition ("" = the null prompt)
+  // When set, the solver adds its wall time per component here; unset costs one branch a call.
+  ComponentTimes* profile = nullptr;
 };
 
 // Network evaluations (batch items count once each call).

@@ -1,0 +1,680 @@
+// What one DDIM step of each solver costs, and where the time goes: wall time per step split by
+// component (solvers::ComponentTimes), network evaluations per step by kind, peak memory, FLOPs
+// per step counted from the layer shapes (model/flops.h) and the achieved FLOP/s as a share of
+// the matrix-multiply peak measured in the same run. Per-network micro-benchmarks split the
+// solvers' backward time (one pass through several networks) by network. Optionally the same for
+// SD v1's full configuration with random weights at 256² and 512². Prints markdown; the numbers
+// of the development machine and how to read them are in docs/bench.md.
+//
+//   ./build/bench/bench_methods [--model models/emoji-64] [--task sr] [--methods p2l,ldps,...]
+//       [--steps 20] [--warmup 2] [--repeats 1] [--threads 0] [--blas-threads N]
+//       [--device cpu|cuda] [--peak-size 2048] [--no-micro] [--no-profile] [--check-flops]
+//       [--channels-last] [--no-bundled]
+//       [--sd 256,512] [--sd-methods ldps,p2l] [--sd-steps 1] [--sd-micro]
+#include <dlfcn.h>
+#include <malloc.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#if P2L_BENCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "p2l/error.h"
+#include "p2l/io/image.h"
+#include "p2l/model/checkpoint.h"
+#include "p2l/model/flops.h"
+#include "p2l/operators/measurement.h"
+#include "p2l/operators/presets.h"
+#include "p2l/solvers/guidance.h"
+#include "p2l/threads.h"
+
+using namespace p2l;
+using Clock = std::chrono::steady_clock;
+using solvers::Component;
+
+namespace {
+
+struct Options {
+  std::string model_dir = "models/emoji-64";
+  std::string task = "sr";
+  std::vector<std::string> methods;  // empty = all
+  int64_t steps = 20, warmup = 2, repeats = 1;
+  int threads = 0, blas_threads = 0;  // 0: p2l's setting (set_threads)
+  std::string device = "cpu";
+  int64_t peak_size = 2048;
+  bool bundled = true, micro = true, profile = true, check_flops = false;
+  // An experiment, not p2l's setting: channels-last weights send LibTorch's CPU convolutions to
+  // oneDNN, which changes the results in the last bits (the checksum column shows it).
+  bool channels_last = false;
+  std::vector<int64_t> sd_sizes;
+  std::vector<std::string> sd_methods;  // empty = all
+  int64_t sd_steps = 1;
+  bool sd_micro = false;
+};
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, ',');)
+    if (!part.empty()) parts.push_back(part);
+  return parts;
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw Error(flag + " needs a value");
+      return argv[++i];
+    };
+    if (flag == "--model") o.model_dir = value();
+    else if (flag == "--task") o.task = value();
+    else if (flag == "--methods") o.methods = split(value());
+    else if (flag == "--steps") o.steps = std::stoll(value());
+    else if (flag == "--warmup") o.warmup = std::stoll(value());
+    else if (flag == "--repeats") o.repeats = std::max<int64_t>(1, std::stoll(value()));
+    else if (flag == "--threads") o.threads = std::stoi(value());
+    else if (flag == "--blas-threads") o.blas_threads = std::stoi(value());
+    else if (flag == "--device") o.device = value();
+    else if (flag == "--peak-size") o.peak_size = std::stoll(value());
+    else if (flag == "--no-bundled") o.bundled = false;
+    else if (flag == "--no-micro") o.micro = false;
+    else if (flag == "--no-profile") o.profile = false;
+    else if (flag == "--check-flops") o.check_flops = true;
+    else if (flag == "--channels-last") o.channels_last = true;
+    else if (flag == "--sd") for (const auto& s : split(value())) o.sd_sizes.push_back(std::stoll(s));
+    else if (flag == "--sd-methods") o.sd_methods = split(value());
+    else if (flag == "--sd-steps") o.sd_steps = std::stoll(value());
+    else if (flag == "--sd-micro") o.sd_micro = true;
+    else throw Error("unknown flag " + flag + " (see the comment at the top of bench_methods.cpp)");
+  }
+  if (o.steps <= 0 || o.sd_steps <= 0 || o.warmup < 0) throw Error("--steps must be positive");
+  if (o.methods.empty()) o.methods = solvers::method_names();
+  if (o.sd_methods.empty()) o.sd_methods = solvers::method_names();
+  return o;
+}
+
+// --- the machine -------------------------------------------------------------------------------
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+// Debian's LibTorch runs matrix products through OpenBLAS, whose own thread pool p2l pins to one
+// thread (threads.h); convolutions go through oneDNN or LibTorch's OpenMP threads.
+int set_blas_threads(int n) {
+  using SetThreads = void (*)(int);
+  using GetThreads = int (*)();
+  auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  const int before = get ? get() : 0;
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+    set(n);
+  return before;
+}
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+double since_ms(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Best of `reps` float32 n×n products, as GFLOP/s (2n³ FLOPs each).
+double matmul_gflops(int64_t n, const torch::Device& device, int reps) {
+  torch::NoGradGuard no_grad;
+  auto opts = torch::TensorOptions().dtype(torch::kFloat).device(device);
+  auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+  auto c = torch::mm(a, b);
+  synchronize(device);
+  double best = std::numeric_limits<double>::infinity();
+  for (int r = 0; r < reps; ++r) {
+    const auto start = Clock::now();
+    c = torch::mm(a, b);
+    synchronize(device);
+    best = std::min(best, since_ms(start));
+  }
+  return 2.0 * n * n * n / (best * 1e-3) / 1e9;
+}
+
+// Best of `reps` 3×3 convolutions, 256 → 256 channels on 64×64, as GFLOP/s: LibTorch sends
+// these to oneDNN, whose kernels may use wider vector units than the BLAS library (on AVX-512
+// CPUs they can beat the n×n product above).
+double convolution_gflops(const torch::Device& device, int reps) {
+  torch::NoGradGuard no_grad;
+  auto opts = torch::TensorOptions().dtype(torch::kFloat).device(device);
+  const int64_t c = 256, side = 64;
+  auto x = torch::randn({1, c, side, side}, opts), w = torch::randn({c, c, 3, 3}, opts);
+  auto y = torch::conv2d(x, w, {}, 1, 1);
+  synchronize(device);
+  double best = std::numeric_limits<double>::infinity();
+  for (int r = 0; r < reps; ++r) {
+    const auto start = Clock::now();
+    y = torch::conv2d(x, w, {}, 1, 1);
+    synchronize(device);
+    best = std::min(best, since_ms(start));
+  }
+  return 2.0 * static_cast<double>(model::conv2d_macs(c, c, 3, side, side)) / (best * 1e-3) / 1e9;
+}
+
+// --- memory --------------------------------------------------------------------------------------
+
+double status_mib(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024;
+  return 0;
+}
+
+// Hands freed heap back to the system and restarts the peak-RSS count (VmHWM) at the current
+// RSS, so that each method's peak is its own (Linux: "5" in clear_refs).
+void reset_peak_memory(const torch::Device& device) {
+  malloc_trim(0);
+  std::ofstream("/proc/self/clear_refs") << "5";
+#if P2L_BENCH_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#else
+  (void)device;
+#endif
+}
+
+double cuda_peak_mib(const torch::Device& device) {
+#if P2L_BENCH_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0);  // aggregate
+  }
+#else
+  (void)device;
+#endif
+  return 0;
+}
+
+// FNV-1a of a tensor's bytes: equal checksums before and after a change = bit-identical output.
+uint64_t checksum(const torch::Tensor& t) {
+  auto c = t.detach().to(torch::kCPU).contiguous();
+  const auto* p = static_cast<const unsigned char*>(c.data_ptr());
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < c.nbytes(); ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+// --- one model, one measurement ----------------------------------------------------------------
+
+struct NetworkMacs {
+  model::MacCount unet, encoder, decoder, text;
+};
+
+NetworkMacs network_macs(const model::ModelConfig& c, int64_t size) {
+  const int64_t latent = size / c.vae.downsampling_factor();
+  return {model::unet_macs(c.unet, latent, latent, c.text.max_positions),
+          model::vae_encoder_macs(c.vae, size, size), model::vae_decoder_macs(c.vae, latent, latent),
+          model::clip_text_macs(c.text, c.text.max_positions)};
+}
+
+struct Bench {
+  std::string title;
+  model::StableDiffusion* model;
+  operators::Measurement measurement;
+  int64_t size;
+  torch::Device device;
+  NetworkMacs macs;
+  double peak_gflops;
+};
+
+struct PerStep {
+  double unet_f = 0, unet_b = 0, dec_f = 0, dec_b = 0, enc_f = 0, enc_b = 0, op = 0;
+};
+
+struct MethodCost {
+  std::string method;
+  int64_t steps = 0;
+  double ms_per_step = 0, text_ms = 0;
+  solvers::ComponentTimes ms;  // per step
+  PerStep evals;
+  double gflop_per_step = 0;
+  double base_rss = 0, peak_rss = 0, cuda_peak = 0;
+  uint64_t latent_checksum = 0;
+  std::string error;
+};
+
+solvers::Problem problem_for(const Bench& b) {
+  solvers::Problem p;
+  p.model = b.model;
+  p.op = b.measurement.op;
+  p.y = b.measurement.y.to(b.device, torch::kFloat);
+  p.height = p.width = b.size;
+  p.seed = 0;
+  return p;
+}
+
+MethodCost run_method(const Bench& b, const std::string& method, int64_t steps, int64_t warmup,
+                      int64_t repeats, bool profile) {
+  MethodCost cost;
+  cost.method = method;
+  cost.steps = steps;
+  auto solver = solvers::make_solver(method, solvers::scale_for(*b.model), b.measurement.op->kind());
+  auto problem = problem_for(b);
+  try {
+    if (warmup > 0) {
+      solver->parameters().set("steps", static_cast<double>(warmup));
+      solver->solve(problem);
+    }
+    solver->parameters().set("steps", static_cast<double>(steps));
+    cost.ms_per_step = std::numeric_limits<double>::infinity();
+    for (int64_t r = 0; r < repeats; ++r) {
+      reset_peak_memory(b.device);
+      const double base = status_mib("VmRSS");
+      solvers::ComponentTimes times, at_last;
+      times.synchronize_cuda = b.device.is_cuda();
+      problem.profile = profile ? &times : nullptr;
+      Clock::time_point last;
+      // The steps end at the last observer call; the final decode D(z_0) comes after it.
+      auto observer = [&](const solvers::StepReport& s) {
+        if (s.step != s.total) return;
+        synchronize(b.device);
+        last = Clock::now();
+        at_last = times;
+      };
+      const auto start = Clock::now();
+      auto solution = solver->solve(problem, observer);
+      const double text_ms = 1e3 * at_last[Component::kTextEncoder];
+      const double ms =
+          (std::chrono::duration<double, std::milli>(last - start).count() - text_ms) / steps;
+      const double peak = status_mib("VmHWM");
+      if (ms < cost.ms_per_step) {
+        cost.ms_per_step = ms;
+        cost.text_ms = text_ms;
+        for (size_t c = 0; c < solvers::kComponentCount; ++c)
+          cost.ms.seconds[c] = 1e3 * at_last.seconds[c] / steps;
+        cost.ms[Component::kTextEncoder] = 0;
+      }
+      cost.base_rss = base;
+      cost.peak_rss = std::max(cost.peak_rss, peak);
+      cost.cuda_peak = std::max(cost.cuda_peak, cuda_peak_mib(b.device));
+      cost.latent_checksum = checksum(solution.latent);
+      const auto& c = solution.counts;
+      const double n = static_cast<double>(steps);
+      // run_ddim decodes the final latent once after the steps.
+      cost.evals = {c.unet_forward / n,   c.unet_backward / n,    (c.decoder_forward - 1) / n,
+                    c.decoder_backward / n, c.encoder_forward / n, c.encoder_backward / n,
+                    c.operator_forward / n};
+    }
+  } catch (const std::exception& e) {
+    cost.error = e.what();
+  }
+  const auto& e = cost.evals;
+  const auto& m = b.macs;
+  cost.gflop_per_step =
+      (e.unet_f * m.unet.forward_flops() + e.unet_b * m.unet.input_backward_flops() +
+       e.dec_f * m.decoder.forward_flops() + e.dec_b * m.decoder.input_backward_flops() +
+       e.enc_f * m.encoder.forward_flops() + e.enc_b * m.encoder.input_backward_flops()) /
+      1e9;
+  return cost;
+}
+
+void print_costs(const Bench& b, const std::vector<MethodCost>& costs, bool profile) {
+  std::printf("\n#### %s: time per step (ms)\n\n", b.title.c_str());
+  std::printf("| method | ms / step |");
+  const Component shown[] = {Component::kUnetForward,    Component::kDecoderForward,
+                             Component::kEncoderForward, Component::kBackward,
+                             Component::kOperator,       Component::kOptimiser};
+  if (profile) {
+    for (auto c : shown) std::printf(" %s |", solvers::component_name(c));
+    std::printf(" other | text encoder (once) |");
+  }
+  std::printf("\n|---|---|%s\n", profile ? "---|---|---|---|---|---|---|---|" : "");
+  for (const auto& c : costs) {
+    if (!c.error.empty()) {
+      std::printf("| %s | failed: %s |\n", c.method.c_str(), c.error.c_str());
+      continue;
+    }
+    std::printf("| %s | %.1f |", c.method.c_str(), c.ms_per_step);
+    if (profile) {
+      double sum = 0;
+      for (auto comp : shown) {
+        std::printf(" %.1f |", c.ms[comp]);
+        sum += c.ms[comp];
+      }
+      std::printf(" %.1f | %.1f |", c.ms_per_step - sum, c.text_ms);
+    }
+    std::printf("\n");
+  }
+  std::printf("\n#### %s: evaluations, FLOPs and memory per step\n\n", b.title.c_str());
+  std::printf("| method | UNet f / b | decoder f / b | encoder f / b | A | GFLOP / step | "
+              "GFLOP/s | %% of peak | peak RSS MiB (+ over start) |%s checksum of z_0 |\n"
+              "|---|---|---|---|---|---|---|---|---|%s---|\n",
+              b.device.is_cuda() ? " CUDA peak MiB |" : "", b.device.is_cuda() ? "---|" : "");
+  for (const auto& c : costs) {
+    if (!c.error.empty()) continue;
+    const auto& e = c.evals;
+    const double gflops = c.gflop_per_step / (c.ms_per_step * 1e-3);
+    std::printf("| %s | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.1f | %.2f | %.1f | %.1f | "
+                "%.0f (+%.0f) |",
+                c.method.c_str(), e.unet_f, e.unet_b, e.dec_f, e.dec_b, e.enc_f, e.enc_b, e.op,
+                c.gflop_per_step, gflops, 100 * gflops / b.peak_gflops, c.peak_rss,
+                c.peak_rss - c.base_rss);
+    if (b.device.is_cuda()) std::printf(" %.0f |", c.cuda_peak);
+    std::printf(" %016llx |\n", static_cast<unsigned long long>(c.latent_checksum));
+  }
+}
+
+// --- per-network micro-benchmarks ---------------------------------------------------------------
+
+struct Micro {
+  std::string network, input;
+  model::MacCount macs;
+  double forward_ms = 0, inference_ms = 0, tracked_ms = 0, backward_ms = 0;  // best of repeats
+};
+
+// Forward without autograd (NoGradGuard, as the solvers' no-gradient parts run, and
+// InferenceMode), forward recording the graph from the input (as the guided steps do), and the
+// gradient with respect to that input (weights frozen: no weight gradients).
+template <typename Forward>
+Micro time_network(const std::string& name, const torch::Tensor& input, const model::MacCount& macs,
+                   const torch::Device& device, int64_t warmup, int64_t repeats,
+                   Forward&& forward, bool backward = true) {
+  Micro m{name, c10::str(input.sizes()), macs};
+  m.forward_ms = m.inference_ms = m.tracked_ms = m.backward_ms =
+      std::numeric_limits<double>::infinity();
+  for (int64_t r = 0; r < warmup + repeats; ++r) {
+    auto start = Clock::now();
+    {
+      torch::NoGradGuard no_grad;
+      forward(input);
+      synchronize(device);
+    }
+    const double f = since_ms(start);
+    start = Clock::now();
+    {
+      c10::InferenceMode inference;
+      forward(input);
+      synchronize(device);
+    }
+    const double inf = since_ms(start);
+    double t = 0, bw = 0;
+    if (backward) {
+      auto x = input.detach().requires_grad_(true);
+      start = Clock::now();
+      auto out = forward(x);
+      synchronize(device);
+      t = since_ms(start);
+      start = Clock::now();
+      torch::autograd::grad({out}, {x}, {torch::ones_like(out)});
+      synchronize(device);
+      bw = since_ms(start);
+    }
+    if (r < warmup) continue;
+    m.forward_ms = std::min(m.forward_ms, f);
+    m.inference_ms = std::min(m.inference_ms, inf);
+    m.tracked_ms = std::min(m.tracked_ms, t);
+    m.backward_ms = std::min(m.backward_ms, bw);
+  }
+  return m;
+}
+
+std::vector<Micro> micro_benchmarks(const Bench& b, int64_t warmup, int64_t repeats) {
+  auto& sd = *b.model;
+  const auto& c = sd.config;
+  const int64_t latent = b.size / c.vae.downsampling_factor();
+  auto opts = torch::TensorOptions().dtype(torch::kFloat).device(b.device);
+  torch::manual_seed(0);
+  auto z = torch::randn({1, c.unet.in_channels, latent, latent}, opts);
+  auto x = torch::randn({1, c.vae.in_channels, b.size, b.size}, opts).clamp(-1, 1);
+  torch::Tensor text;
+  {
+    torch::NoGradGuard no_grad;
+    text = sd.encode_prompts({""});
+  }
+  auto t = torch::full({1}, 500, torch::TensorOptions().dtype(torch::kLong).device(b.device));
+  auto ids = sd.tokenizer->tokenize_batch({""}, c.text.max_positions);
+  std::vector<Micro> out;
+  out.push_back(time_network("UNet", z, b.macs.unet, b.device, warmup, repeats,
+                             [&](const torch::Tensor& v) { return sd.unet->forward(v, t, text); }));
+  out.push_back(time_network("decoder", z, b.macs.decoder, b.device, warmup, repeats,
+                             [&](const torch::Tensor& v) { return sd.vae->decode_scaled(v); }));
+  out.push_back(time_network("encoder", x, b.macs.encoder, b.device, warmup, repeats,
+                             [&](const torch::Tensor& v) { return sd.vae->encode_mean(v); }));
+  out.push_back(time_network(
+      "text encoder", ids, b.macs.text, b.device, warmup, repeats,
+      [&](const torch::Tensor& v) { return sd.encode_tokens(v); }, /*backward=*/false));
+  return out;
+}
+
+void print_micro(const Bench& b, const std::vector<Micro>& micro) {
+  std::printf("\n#### %s: one evaluation of each network (best of the repeats)\n\n",
+              b.title.c_str());
+  std::printf("| network | input | GFLOP fwd | fwd ms (no grad) | fwd ms (inference mode) | "
+              "fwd ms (graph) | GFLOP/s fwd | %% of peak | input-grad bwd ms | GFLOP bwd | "
+              "GFLOP/s bwd | %% of peak |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const auto& m : micro) {
+    const double fwd = m.macs.forward_flops() / 1e9, bwd = m.macs.input_backward_flops() / 1e9;
+    const double fwd_rate = fwd / (m.forward_ms * 1e-3);
+    std::printf("| %s | %s | %.3f | %.2f | %.2f | ", m.network.c_str(), m.input.c_str(), fwd,
+                m.forward_ms, m.inference_ms);
+    if (m.tracked_ms > 0)
+      std::printf("%.2f | %.1f | %.1f | %.2f | %.3f | %.1f | %.1f |\n", m.tracked_ms, fwd_rate,
+                  100 * fwd_rate / b.peak_gflops, m.backward_ms, bwd,
+                  bwd / (m.backward_ms * 1e-3), 100 * bwd / (m.backward_ms * 1e-3) / b.peak_gflops);
+    else
+      std::printf("– | %.1f | %.1f | – | – | – | – |\n", fwd_rate, 100 * fwd_rate / b.peak_gflops);
+  }
+}
+
+// The backward column of the solvers is one pass through several networks; the micro-benchmarks
+// give each network's share: evaluations per step × that network's input-gradient time.
+void print_backward_split(const Bench& b, const std::vector<MethodCost>& costs,
+                          const std::vector<Micro>& micro) {
+  auto bwd = [&](const std::string& name) {
+    for (const auto& m : micro)
+      if (m.network == name) return m.backward_ms;
+    return 0.0;
+  };
+  std::printf("\n#### %s: backward per step, measured and split by network from the "
+              "micro-benchmarks (ms)\n\n",
+              b.title.c_str());
+  std::printf("| method | measured | UNet | decoder | encoder | sum of the split |\n"
+              "|---|---|---|---|---|---|\n");
+  for (const auto& c : costs) {
+    if (!c.error.empty()) continue;
+    const double u = c.evals.unet_b * bwd("UNet"), d = c.evals.dec_b * bwd("decoder"),
+                 e = c.evals.enc_b * bwd("encoder");
+    std::printf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f |\n", c.method.c_str(),
+                c.ms[Component::kBackward], u, d, e, u + d + e);
+  }
+}
+
+void check_flops(const Bench& b) {
+  auto& sd = *b.model;
+  const auto& c = sd.config;
+  const int64_t latent = b.size / c.vae.downsampling_factor();
+  auto opts = torch::TensorOptions().dtype(torch::kFloat).device(b.device);
+  torch::NoGradGuard no_grad;
+  auto row = [](const char* name, const model::MacCount& analytic, const model::MacCount& traced) {
+    std::printf("| %s | %s | %s | %s | %s | %s |\n", name,
+                model::format_count(static_cast<double>(analytic.weights)).c_str(),
+                model::format_count(static_cast<double>(analytic.attention)).c_str(),
+                model::format_count(static_cast<double>(traced.weights)).c_str(),
+                model::format_count(static_cast<double>(traced.attention)).c_str(),
+                analytic == traced ? "yes" : "NO");
+  };
+  std::printf("\n#### %s: analytic MACs against the traced forward pass\n\n", b.title.c_str());
+  std::printf("| network | weights (analytic) | attention (analytic) | weights (traced) | "
+              "attention (traced) | equal |\n|---|---|---|---|---|---|\n");
+  auto text = sd.encode_prompts({""});
+  auto z = torch::randn({1, c.unet.in_channels, latent, latent}, opts);
+  auto t = torch::full({1}, 500, torch::TensorOptions().dtype(torch::kLong).device(b.device));
+  {
+    model::MacTracer tracer;
+    sd.unet->forward(z, t, text);
+    row("UNet", b.macs.unet, tracer.count());
+  }
+  {
+    model::MacTracer tracer;
+    sd.vae->decode_scaled(z);
+    row("decoder", b.macs.decoder, tracer.count());
+  }
+  {
+    auto x = torch::zeros({1, c.vae.in_channels, b.size, b.size}, opts);
+    model::MacTracer tracer;
+    sd.vae->encode_mean(x);
+    row("encoder", b.macs.encoder, tracer.count());
+  }
+  model::MacTracer tracer;
+  sd.encode_prompts({""});
+  row("text encoder", b.macs.text, tracer.count());
+}
+
+void run_bench(const Bench& b, const std::vector<std::string>& methods, int64_t steps,
+               int64_t warmup, int64_t repeats, bool profile, bool micro, bool flops) {
+  const auto& m = b.macs;
+  std::printf("\n### %s\n\nFLOPs per evaluation (forward / input-gradient backward): UNet %s / "
+              "%s, decoder %s / %s, encoder %s / %s, text encoder %s (forward only).\n",
+              b.title.c_str(), model::format_count(m.unet.forward_flops()).c_str(),
+              model::format_count(m.unet.input_backward_flops()).c_str(),
+              model::format_count(m.decoder.forward_flops()).c_str(),
+              model::format_count(m.decoder.input_backward_flops()).c_str(),
+              model::format_count(m.encoder.forward_flops()).c_str(),
+              model::format_count(m.encoder.input_backward_flops()).c_str(),
+              model::format_count(m.text.forward_flops()).c_str());
+  std::printf("\nms / step: wall time of the %lld measured steps (after a %lld-step warm-up "
+              "solve), without the final decode and %s; best of %lld. Evaluations per step are "
+              "forward / backward passes; FLOPs per step count each backward as the "
+              "input-gradient pass (model/flops.h).\n",
+              static_cast<long long>(steps), static_cast<long long>(warmup),
+              profile ? "the text encoder (once per solve)"
+                      : "with the text encoder (the timers that separate it are off)",
+              static_cast<long long>(repeats));
+  std::fflush(stdout);
+  if (flops) check_flops(b);
+  std::vector<MethodCost> costs;
+  for (const auto& method : methods) {
+    costs.push_back(run_method(b, method, steps, warmup, repeats, profile));
+    std::fprintf(stderr, "%s %s: %.1f ms/step\n", b.title.c_str(), method.c_str(),
+                 costs.back().ms_per_step);
+  }
+  print_costs(b, costs, profile);
+  std::fflush(stdout);
+  if (micro) {
+    auto micro_costs = micro_benchmarks(b, warmup > 0 ? 1 : 0, repeats);
+    print_micro(b, micro_costs);
+    if (profile) print_backward_split(b, costs, micro_costs);
+  }
+  std::fflush(stdout);
+}
+
+void use_channels_last(model::StableDiffusion& sd) {
+  model::use_channels_last(*sd.unet);
+  model::use_channels_last(*sd.vae);
+}
+
+torch::Tensor test_image(const std::string& model_dir, int64_t size) {
+  auto x = io::load_image(model_dir + "/test_images/00_google.png");
+  if (x.size(2) == size && x.size(3) == size) return x;
+  namespace F = torch::nn::functional;
+  return F::interpolate(x, F::InterpolateFuncOptions()
+                               .size(std::vector<int64_t>{size, size})
+                               .mode(torch::kBilinear)
+                               .align_corners(false))
+      .clamp(-1, 1);
+}
+
+operators::Measurement measurement_for(const std::string& task, const torch::Tensor& x,
+                                       int64_t size) {
+  std::shared_ptr<const operators::Operator> op = operators::make_operator(
+      operators::parse_task(task), operators::TaskParams::preset(operators::preset_for_image(size, size)),
+      size, size, 0);
+  return operators::measure(x, op, operators::NoiseModel::gaussian(0.05), 0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const Options o = parse(argc, argv);
+  const int threads = set_threads(o.threads);
+  if (o.blas_threads > 0) set_blas_threads(o.blas_threads);
+  const torch::Device device(o.device);
+  if (device.is_cuda() && !torch::cuda::is_available())
+    throw Error("--device cuda: this LibTorch has no CUDA device");
+
+  std::printf("## bench_methods\n\nCPU: %s, %u logical CPUs; LibTorch %s; %d intra-op threads; "
+              "BLAS threads %s; MKL %s, oneDNN %s; device %s%s.\n",
+              cpu_model().c_str(), std::thread::hardware_concurrency(), TORCH_VERSION, threads,
+              o.blas_threads > 0 ? std::to_string(o.blas_threads).c_str() : "1 (p2l's default)",
+              at::hasMKL() ? "yes" : "no", at::hasMKLDNN() ? "yes" : "no",
+              device.str().c_str(), o.channels_last ? "; channels-last weights" : "");
+
+  // The matrix-multiply peak at this run's threads: one product with BLAS's threads as p2l sets
+  // them, and with as many BLAS threads as intra-op threads (what the machine can do).
+  // Best of several: on a shared machine a single product may lose its core for a while.
+  const int reps = device.is_cuda() ? 20 : 10;
+  const double as_run = matmul_gflops(o.peak_size, device, reps);
+  auto machine_peak = [&] {
+    if (device.is_cuda()) return matmul_gflops(o.peak_size, device, reps);
+    const int previous = set_blas_threads(threads);
+    const double gflops = matmul_gflops(o.peak_size, device, reps);
+    set_blas_threads(previous);
+    return gflops;
+  };
+  const double gemm = std::max(as_run, machine_peak());
+  const double conv = convolution_gflops(device, reps);
+  const double peak = std::max(gemm, conv);
+  std::printf("\nMatrix-multiply peak (float32 %lld², best of %d): %.1f GFLOP/s with the BLAS "
+              "threads of this run, %.1f GFLOP/s with %d BLAS threads; a 3×3 convolution "
+              "256 → 256 at 64² (oneDNN): %.1f GFLOP/s. \"%% of peak\" below is of the larger, "
+              "%.1f GFLOP/s.\n",
+              static_cast<long long>(o.peak_size), reps, as_run, gemm, threads, conv, peak);
+  std::fflush(stdout);
+
+  if (o.bundled) {
+    model::LoadOptions load;
+    load.device = device;
+    auto sd = model::load_stable_diffusion(o.model_dir, load);
+    if (o.channels_last) use_channels_last(sd);
+    const int64_t size = sd.config.unet.sample_size * sd.config.vae.downsampling_factor();
+    Bench b{o.model_dir + " at " + std::to_string(size) + "², task " + o.task, &sd,
+            measurement_for(o.task, test_image(o.model_dir, size), size), size, device,
+            network_macs(sd.config, size), peak};
+    run_bench(b, o.methods, o.steps, o.warmup, o.repeats, o.profile, o.micro, o.check_flops);
+  }
+
+  for (const int64_t size : o.sd_sizes) {
+    auto config = model::ModelConfig::sd_v1();
+    config.unet.sample_size = size / config.vae.downsampling_factor();
+    torch::manual_seed(0);
+    auto sd = model::StableDiffusion::create(config);
+    sd.tokenizer = std::make_shared<model::ClipTokenizer>(
+        model::ClipTokenizer::from_directory(model::data_dir() + "/clip-tokenizer"));
+    sd.to(device, torch::kFloat);
+    if (o.channels_last) use_channels_last(sd);
+    Bench b{"SD v1 configuration, random weights, at " + std::to_string(size) + "², task " +
+                o.task,
+            &sd, measurement_for(o.task, test_image(o.model_dir, size), size), size, device,
+            network_macs(config, size), peak};
+    run_bench(b, o.sd_methods, o.sd_steps, 0, 1, o.profile, o.sd_micro, o.check_flops);
+  }
+  std::printf("\nMeasured again at the end (how much the machine's load moved during the run): "
+              "matrix multiply %.1f GFLOP/s, convolution %.1f GFLOP/s.\n",
+              machine_peak(), convolution_gflops(device, reps));
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_methods: %s\n", e.what());
+  return 1;
+}
