@@ -1,10 +1,10 @@
 // What one DDIM step of each solver costs, and where the time goes: wall time per step split by
 // component (solvers::ComponentTimes), network evaluations per step by kind, peak memory, FLOPs
 // per step counted from the layer shapes (model/flops.h) and the achieved FLOP/s as a share of
-// the matrix-multiply peak measured in the same run. Per-network micro-benchmarks split the
-// solvers' backward time (one pass through several networks) by network. Optionally the same for
-// SD v1's full configuration with random weights at 256² and 512². Prints markdown; the numbers
-// of the development machine and how to read them are in docs/bench.md.
+// the machine's peak (a matrix product, a convolution) measured in the same run. Per-network
+// micro-benchmarks split the solvers' backward time (one pass through several networks) by network.
+// Optionally the same for SD v1's full configuration with random weights at 256² and 512². Prints
+// markdown; the numbers of the development machine and how to read them are in docs/bench.md.
 //
 //   ./build/bench/bench_methods [--model models/emoji-64] [--task sr] [--methods p2l,ldps,...]
 //       [--steps 20] [--warmup 2] [--repeats 1] [--threads 0] [--blas-threads N]
@@ -26,7 +26,6 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
-#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -81,28 +80,49 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= argc) throw Error(flag + " needs a value");
       return argv[++i];
     };
-    if (flag == "--model") o.model_dir = value();
-    else if (flag == "--task") o.task = value();
-    else if (flag == "--methods") o.methods = split(value());
-    else if (flag == "--steps") o.steps = std::stoll(value());
-    else if (flag == "--warmup") o.warmup = std::stoll(value());
-    else if (flag == "--repeats") o.repeats = std::max<int64_t>(1, std::stoll(value()));
-    else if (flag == "--threads") o.threads = std::stoi(value());
-    else if (flag == "--blas-threads") o.blas_threads = std::stoi(value());
-    else if (flag == "--device") o.device = value();
-    else if (flag == "--peak-size") o.peak_size = std::stoll(value());
-    else if (flag == "--no-bundled") o.bundled = false;
-    else if (flag == "--no-micro") o.micro = false;
-    else if (flag == "--no-profile") o.profile = false;
-    else if (flag == "--check-flops") o.check_flops = true;
-    else if (flag == "--channels-last") o.channels_last = true;
-    else if (flag == "--sd") for (const auto& s : split(value())) o.sd_sizes.push_back(std::stoll(s));
-    else if (flag == "--sd-methods") o.sd_methods = split(value());
-    else if (flag == "--sd-steps") o.sd_steps = std::stoll(value());
-    else if (flag == "--sd-micro") o.sd_micro = true;
-    else throw Error("unknown flag " + flag + " (see the comment at the top of bench_methods.cpp)");
+    if (flag == "--model")
+      o.model_dir = value();
+    else if (flag == "--task")
+      o.task = value();
+    else if (flag == "--methods")
+      o.methods = split(value());
+    else if (flag == "--steps")
+      o.steps = std::stoll(value());
+    else if (flag == "--warmup")
+      o.warmup = std::stoll(value());
+    else if (flag == "--repeats")
+      o.repeats = std::max<int64_t>(1, std::stoll(value()));
+    else if (flag == "--threads")
+      o.threads = std::stoi(value());
+    else if (flag == "--blas-threads")
+      o.blas_threads = std::stoi(value());
+    else if (flag == "--device")
+      o.device = value();
+    else if (flag == "--peak-size")
+      o.peak_size = std::stoll(value());
+    else if (flag == "--no-bundled")
+      o.bundled = false;
+    else if (flag == "--no-micro")
+      o.micro = false;
+    else if (flag == "--no-profile")
+      o.profile = false;
+    else if (flag == "--check-flops")
+      o.check_flops = true;
+    else if (flag == "--channels-last")
+      o.channels_last = true;
+    else if (flag == "--sd")
+      for (const auto& s : split(value())) o.sd_sizes.push_back(std::stoll(s));
+    else if (flag == "--sd-methods")
+      o.sd_methods = split(value());
+    else if (flag == "--sd-steps")
+      o.sd_steps = std::stoll(value());
+    else if (flag == "--sd-micro")
+      o.sd_micro = true;
+    else
+      throw Error("unknown flag " + flag + " (see the comment at the top of bench_methods.cpp)");
   }
-  if (o.steps <= 0 || o.sd_steps <= 0 || o.warmup < 0) throw Error("--steps must be positive");
+  if (o.steps <= 0 || o.sd_steps <= 0 || o.warmup < 0)
+    throw Error("--steps and --sd-steps must be positive, --warmup not negative");
   if (o.methods.empty()) o.methods = solvers::method_names();
   if (o.sd_methods.empty()) o.sd_methods = solvers::method_names();
   return o;
@@ -225,7 +245,8 @@ struct NetworkMacs {
 NetworkMacs network_macs(const model::ModelConfig& c, int64_t size) {
   const int64_t latent = size / c.vae.downsampling_factor();
   return {model::unet_macs(c.unet, latent, latent, c.text.max_positions),
-          model::vae_encoder_macs(c.vae, size, size), model::vae_decoder_macs(c.vae, latent, latent),
+          model::vae_encoder_macs(c.vae, size, size),
+          model::vae_decoder_macs(c.vae, latent, latent),
           model::clip_text_macs(c.text, c.text.max_positions)};
 }
 
@@ -270,7 +291,8 @@ MethodCost run_method(const Bench& b, const std::string& method, int64_t steps, 
   MethodCost cost;
   cost.method = method;
   cost.steps = steps;
-  auto solver = solvers::make_solver(method, solvers::scale_for(*b.model), b.measurement.op->kind());
+  auto solver =
+      solvers::make_solver(method, solvers::scale_for(*b.model), b.measurement.op->kind());
   auto problem = problem_for(b);
   try {
     if (warmup > 0) {
@@ -313,7 +335,7 @@ MethodCost run_method(const Bench& b, const std::string& method, int64_t steps, 
       const auto& c = solution.counts;
       const double n = static_cast<double>(steps);
       // run_ddim decodes the final latent once after the steps.
-      cost.evals = {c.unet_forward / n,   c.unet_backward / n,    (c.decoder_forward - 1) / n,
+      cost.evals = {c.unet_forward / n,     c.unet_backward / n,   (c.decoder_forward - 1) / n,
                     c.decoder_backward / n, c.encoder_forward / n, c.encoder_backward / n,
                     c.operator_forward / n};
     }
@@ -358,19 +380,21 @@ void print_costs(const Bench& b, const std::vector<MethodCost>& costs, bool prof
     std::printf("\n");
   }
   std::printf("\n#### %s: evaluations, FLOPs and memory per step\n\n", b.title.c_str());
-  std::printf("| method | UNet f / b | decoder f / b | encoder f / b | A | GFLOP / step | "
-              "GFLOP/s | %% of peak | peak RSS MiB (+ over start) |%s checksum of z_0 |\n"
-              "|---|---|---|---|---|---|---|---|---|%s---|\n",
-              b.device.is_cuda() ? " CUDA peak MiB |" : "", b.device.is_cuda() ? "---|" : "");
+  std::printf(
+      "| method | UNet f / b | decoder f / b | encoder f / b | A | GFLOP / step | "
+      "GFLOP/s | %% of peak | peak RSS MiB (+ over start) |%s checksum of z_0 |\n"
+      "|---|---|---|---|---|---|---|---|---|%s---|\n",
+      b.device.is_cuda() ? " CUDA peak MiB |" : "", b.device.is_cuda() ? "---|" : "");
   for (const auto& c : costs) {
     if (!c.error.empty()) continue;
     const auto& e = c.evals;
     const double gflops = c.gflop_per_step / (c.ms_per_step * 1e-3);
-    std::printf("| %s | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.1f | %.2f | %.1f | %.1f | "
-                "%.0f (+%.0f) |",
-                c.method.c_str(), e.unet_f, e.unet_b, e.dec_f, e.dec_b, e.enc_f, e.enc_b, e.op,
-                c.gflop_per_step, gflops, 100 * gflops / b.peak_gflops, c.peak_rss,
-                c.peak_rss - c.base_rss);
+    std::printf(
+        "| %s | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.1f | %.2f | %.1f | %.1f | "
+        "%.0f (+%.0f) |",
+        c.method.c_str(), e.unet_f, e.unet_b, e.dec_f, e.dec_b, e.enc_f, e.enc_b, e.op,
+        c.gflop_per_step, gflops, 100 * gflops / b.peak_gflops, c.peak_rss,
+        c.peak_rss - c.base_rss);
     if (b.device.is_cuda()) std::printf(" %.0f |", c.cuda_peak);
     std::printf(" %016llx |\n", static_cast<unsigned long long>(c.latent_checksum));
   }
@@ -389,8 +413,8 @@ struct Micro {
 // gradient with respect to that input (weights frozen: no weight gradients).
 template <typename Forward>
 Micro time_network(const std::string& name, const torch::Tensor& input, const model::MacCount& macs,
-                   const torch::Device& device, int64_t warmup, int64_t repeats,
-                   Forward&& forward, bool backward = true) {
+                   const torch::Device& device, int64_t warmup, int64_t repeats, Forward&& forward,
+                   bool backward = true) {
   Micro m{name, c10::str(input.sizes()), macs};
   m.forward_ms = m.inference_ms = m.tracked_ms = m.backward_ms =
       std::numeric_limits<double>::infinity();
@@ -461,9 +485,10 @@ std::vector<Micro> micro_benchmarks(const Bench& b, int64_t warmup, int64_t repe
 void print_micro(const Bench& b, const std::vector<Micro>& micro) {
   std::printf("\n#### %s: one evaluation of each network (best of the repeats)\n\n",
               b.title.c_str());
-  std::printf("| network | input | GFLOP fwd | fwd ms (no grad) | fwd ms (inference mode) | "
-              "fwd ms (graph) | GFLOP/s fwd | %% of peak | input-grad bwd ms | GFLOP bwd | "
-              "GFLOP/s bwd | %% of peak |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| network | input | GFLOP fwd | fwd ms (no grad) | fwd ms (inference mode) | "
+      "fwd ms (graph) | GFLOP/s fwd | %% of peak | input-grad bwd ms | GFLOP bwd | "
+      "GFLOP/s bwd | %% of peak |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& m : micro) {
     const double fwd = m.macs.forward_flops() / 1e9, bwd = m.macs.input_backward_flops() / 1e9;
     const double fwd_rate = fwd / (m.forward_ms * 1e-3);
@@ -471,8 +496,8 @@ void print_micro(const Bench& b, const std::vector<Micro>& micro) {
                 m.forward_ms, m.inference_ms);
     if (m.tracked_ms > 0)
       std::printf("%.2f | %.1f | %.1f | %.2f | %.3f | %.1f | %.1f |\n", m.tracked_ms, fwd_rate,
-                  100 * fwd_rate / b.peak_gflops, m.backward_ms, bwd,
-                  bwd / (m.backward_ms * 1e-3), 100 * bwd / (m.backward_ms * 1e-3) / b.peak_gflops);
+                  100 * fwd_rate / b.peak_gflops, m.backward_ms, bwd, bwd / (m.backward_ms * 1e-3),
+                  100 * bwd / (m.backward_ms * 1e-3) / b.peak_gflops);
     else
       std::printf("– | %.1f | %.1f | – | – | – | – |\n", fwd_rate, 100 * fwd_rate / b.peak_gflops);
   }
@@ -487,11 +512,13 @@ void print_backward_split(const Bench& b, const std::vector<MethodCost>& costs,
       if (m.network == name) return m.backward_ms;
     return 0.0;
   };
-  std::printf("\n#### %s: backward per step, measured and split by network from the "
-              "micro-benchmarks (ms)\n\n",
-              b.title.c_str());
-  std::printf("| method | measured | UNet | decoder | encoder | sum of the split |\n"
-              "|---|---|---|---|---|---|\n");
+  std::printf(
+      "\n#### %s: backward per step, measured and split by network from the "
+      "micro-benchmarks (ms)\n\n",
+      b.title.c_str());
+  std::printf(
+      "| method | measured | UNet | decoder | encoder | sum of the split |\n"
+      "|---|---|---|---|---|---|\n");
   for (const auto& c : costs) {
     if (!c.error.empty()) continue;
     const double u = c.evals.unet_b * bwd("UNet"), d = c.evals.dec_b * bwd("decoder"),
@@ -516,8 +543,9 @@ void check_flops(const Bench& b) {
                 analytic == traced ? "yes" : "NO");
   };
   std::printf("\n#### %s: analytic MACs against the traced forward pass\n\n", b.title.c_str());
-  std::printf("| network | weights (analytic) | attention (analytic) | weights (traced) | "
-              "attention (traced) | equal |\n|---|---|---|---|---|---|\n");
+  std::printf(
+      "| network | weights (analytic) | attention (analytic) | weights (traced) | "
+      "attention (traced) | equal |\n|---|---|---|---|---|---|\n");
   auto text = sd.encode_prompts({""});
   auto z = torch::randn({1, c.unet.in_channels, latent, latent}, opts);
   auto t = torch::full({1}, 500, torch::TensorOptions().dtype(torch::kLong).device(b.device));
@@ -545,23 +573,25 @@ void check_flops(const Bench& b) {
 void run_bench(const Bench& b, const std::vector<std::string>& methods, int64_t steps,
                int64_t warmup, int64_t repeats, bool profile, bool micro, bool flops) {
   const auto& m = b.macs;
-  std::printf("\n### %s\n\nFLOPs per evaluation (forward / input-gradient backward): UNet %s / "
-              "%s, decoder %s / %s, encoder %s / %s, text encoder %s (forward only).\n",
-              b.title.c_str(), model::format_count(m.unet.forward_flops()).c_str(),
-              model::format_count(m.unet.input_backward_flops()).c_str(),
-              model::format_count(m.decoder.forward_flops()).c_str(),
-              model::format_count(m.decoder.input_backward_flops()).c_str(),
-              model::format_count(m.encoder.forward_flops()).c_str(),
-              model::format_count(m.encoder.input_backward_flops()).c_str(),
-              model::format_count(m.text.forward_flops()).c_str());
-  std::printf("\nms / step: wall time of the %lld measured steps (after a %lld-step warm-up "
-              "solve), without the final decode and %s; best of %lld. Evaluations per step are "
-              "forward / backward passes; FLOPs per step count each backward as the "
-              "input-gradient pass (model/flops.h).\n",
-              static_cast<long long>(steps), static_cast<long long>(warmup),
-              profile ? "the text encoder (once per solve)"
-                      : "with the text encoder (the timers that separate it are off)",
-              static_cast<long long>(repeats));
+  std::printf(
+      "\n### %s\n\nFLOPs per evaluation (forward / input-gradient backward): UNet %s / "
+      "%s, decoder %s / %s, encoder %s / %s, text encoder %s (forward only).\n",
+      b.title.c_str(), model::format_count(m.unet.forward_flops()).c_str(),
+      model::format_count(m.unet.input_backward_flops()).c_str(),
+      model::format_count(m.decoder.forward_flops()).c_str(),
+      model::format_count(m.decoder.input_backward_flops()).c_str(),
+      model::format_count(m.encoder.forward_flops()).c_str(),
+      model::format_count(m.encoder.input_backward_flops()).c_str(),
+      model::format_count(m.text.forward_flops()).c_str());
+  std::printf(
+      "\nms / step: wall time of the %lld measured steps (after a %lld-step warm-up "
+      "solve), without the final decode and %s; best of %lld. Evaluations per step are "
+      "forward / backward passes; FLOPs per step count each backward as the "
+      "input-gradient pass (model/flops.h).\n",
+      static_cast<long long>(steps), static_cast<long long>(warmup),
+      profile ? "the text encoder (once per solve)"
+              : "with the text encoder (the timers that separate it are off)",
+      static_cast<long long>(repeats));
   std::fflush(stdout);
   if (flops) check_flops(b);
   std::vector<MethodCost> costs;
@@ -599,8 +629,8 @@ torch::Tensor test_image(const std::string& model_dir, int64_t size) {
 operators::Measurement measurement_for(const std::string& task, const torch::Tensor& x,
                                        int64_t size) {
   std::shared_ptr<const operators::Operator> op = operators::make_operator(
-      operators::parse_task(task), operators::TaskParams::preset(operators::preset_for_image(size, size)),
-      size, size, 0);
+      operators::parse_task(task),
+      operators::TaskParams::preset(operators::preset_for_image(size, size)), size, size, 0);
   return operators::measure(x, op, operators::NoiseModel::gaussian(0.05), 0);
 }
 
@@ -614,12 +644,13 @@ int main(int argc, char** argv) try {
   if (device.is_cuda() && !torch::cuda::is_available())
     throw Error("--device cuda: this LibTorch has no CUDA device");
 
-  std::printf("## bench_methods\n\nCPU: %s, %u logical CPUs; LibTorch %s; %d intra-op threads; "
-              "BLAS threads %s; MKL %s, oneDNN %s; device %s%s.\n",
-              cpu_model().c_str(), std::thread::hardware_concurrency(), TORCH_VERSION, threads,
-              o.blas_threads > 0 ? std::to_string(o.blas_threads).c_str() : "1 (p2l's default)",
-              at::hasMKL() ? "yes" : "no", at::hasMKLDNN() ? "yes" : "no",
-              device.str().c_str(), o.channels_last ? "; channels-last weights" : "");
+  std::printf(
+      "## bench_methods\n\nCPU: %s, %u logical CPUs; LibTorch %s; %d intra-op threads; "
+      "BLAS threads %s; MKL %s, oneDNN %s; device %s%s.\n",
+      cpu_model().c_str(), std::thread::hardware_concurrency(), TORCH_VERSION, threads,
+      o.blas_threads > 0 ? std::to_string(o.blas_threads).c_str() : "1 (p2l's default)",
+      at::hasMKL() ? "yes" : "no", at::hasMKLDNN() ? "yes" : "no", device.str().c_str(),
+      o.channels_last ? "; channels-last weights" : "");
 
   // The matrix-multiply peak at this run's threads: one product with BLAS's threads as p2l sets
   // them, and with as many BLAS threads as intra-op threads (what the machine can do).
@@ -636,11 +667,12 @@ int main(int argc, char** argv) try {
   const double gemm = std::max(as_run, machine_peak());
   const double conv = convolution_gflops(device, reps);
   const double peak = std::max(gemm, conv);
-  std::printf("\nMatrix-multiply peak (float32 %lld², best of %d): %.1f GFLOP/s with the BLAS "
-              "threads of this run, %.1f GFLOP/s with %d BLAS threads; a 3×3 convolution "
-              "256 → 256 at 64² (oneDNN): %.1f GFLOP/s. \"%% of peak\" below is of the larger, "
-              "%.1f GFLOP/s.\n",
-              static_cast<long long>(o.peak_size), reps, as_run, gemm, threads, conv, peak);
+  std::printf(
+      "\nMatrix-multiply peak (float32 %lld², best of %d): %.1f GFLOP/s with the BLAS "
+      "threads of this run, %.1f GFLOP/s with %d BLAS threads; a 3×3 convolution "
+      "256 → 256 at 64² (oneDNN): %.1f GFLOP/s. \"%% of peak\" below is of the larger, "
+      "%.1f GFLOP/s.\n",
+      static_cast<long long>(o.peak_size), reps, as_run, gemm, threads, conv, peak);
   std::fflush(stdout);
 
   if (o.bundled) {
@@ -649,9 +681,13 @@ int main(int argc, char** argv) try {
     auto sd = model::load_stable_diffusion(o.model_dir, load);
     if (o.channels_last) use_channels_last(sd);
     const int64_t size = sd.config.unet.sample_size * sd.config.vae.downsampling_factor();
-    Bench b{o.model_dir + " at " + std::to_string(size) + "², task " + o.task, &sd,
-            measurement_for(o.task, test_image(o.model_dir, size), size), size, device,
-            network_macs(sd.config, size), peak};
+    Bench b{o.model_dir + " at " + std::to_string(size) + "², task " + o.task,
+            &sd,
+            measurement_for(o.task, test_image(o.model_dir, size), size),
+            size,
+            device,
+            network_macs(sd.config, size),
+            peak};
     run_bench(b, o.methods, o.steps, o.warmup, o.repeats, o.profile, o.micro, o.check_flops);
   }
 
@@ -664,15 +700,19 @@ int main(int argc, char** argv) try {
         model::ClipTokenizer::from_directory(model::data_dir() + "/clip-tokenizer"));
     sd.to(device, torch::kFloat);
     if (o.channels_last) use_channels_last(sd);
-    Bench b{"SD v1 configuration, random weights, at " + std::to_string(size) + "², task " +
-                o.task,
-            &sd, measurement_for(o.task, test_image(o.model_dir, size), size), size, device,
-            network_macs(config, size), peak};
+    Bench b{"SD v1 configuration, random weights, at " + std::to_string(size) + "², task " + o.task,
+            &sd,
+            measurement_for(o.task, test_image(o.model_dir, size), size),
+            size,
+            device,
+            network_macs(config, size),
+            peak};
     run_bench(b, o.sd_methods, o.sd_steps, 0, 1, o.profile, o.sd_micro, o.check_flops);
   }
-  std::printf("\nMeasured again at the end (how much the machine's load moved during the run): "
-              "matrix multiply %.1f GFLOP/s, convolution %.1f GFLOP/s.\n",
-              machine_peak(), convolution_gflops(device, reps));
+  std::printf(
+      "\nMeasured again at the end (how much the machine's load moved during the run): "
+      "matrix multiply %.1f GFLOP/s, convolution %.1f GFLOP/s.\n",
+      machine_peak(), convolution_gflops(device, reps));
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_methods: %s\n", e.what());

@@ -23,8 +23,8 @@ int64_t linear_macs(int64_t in_features, int64_t out_features, int64_t rows) {
 MacCount attention_macs(int64_t query_dim, int64_t key_dim, int64_t inner_dim, int64_t queries,
                         int64_t keys) {
   MacCount m;
-  m.weights = linear_macs(query_dim, inner_dim, queries)      // to_q
-              + 2 * linear_macs(key_dim, inner_dim, keys)     // to_k, to_v
+  m.weights = linear_macs(query_dim, inner_dim, queries)     // to_q
+              + 2 * linear_macs(key_dim, inner_dim, keys)    // to_k, to_v
               + linear_macs(inner_dim, query_dim, queries);  // to_out
   // Per head: (queries × head) · (head × keys), then (queries × keys) · (keys × head); summed
   // over the heads the head size adds up to inner_dim.
@@ -153,7 +153,7 @@ MacCount vae_encoder_macs(const VaeConfig& c, int64_t image_height, int64_t imag
     }
   }
   m += vae_mid_macs(ch, h, w);
-  m.weights += conv2d_macs(ch, 2 * c.latent_channels, 3, h, w);                // conv_out
+  m.weights += conv2d_macs(ch, 2 * c.latent_channels, 3, h, w);                     // conv_out
   m.weights += conv2d_macs(2 * c.latent_channels, 2 * c.latent_channels, 1, h, w);  // quant_conv
   return m;
 }
@@ -184,8 +184,8 @@ MacCount clip_text_macs(const ClipTextConfig& c, int64_t tokens) {
   c.validate();
   const int64_t d = c.hidden_size;
   MacCount layer = attention_macs(d, d, d, tokens, tokens);
-  layer.weights += linear_macs(d, c.intermediate_size, tokens) +
-                   linear_macs(c.intermediate_size, d, tokens);
+  layer.weights +=
+      linear_macs(d, c.intermediate_size, tokens) + linear_macs(c.intermediate_size, d, tokens);
   MacCount m;
   // The causal mask hides half of QKᵀ, but the products are computed in full.
   for (int64_t i = 0; i < c.num_layers; ++i) m += layer;
@@ -239,13 +239,20 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
   const auto in = fn.inputs();
   auto sizes = [&](size_t i) { return in[i].toTensor().sizes(); };
   switch (kind) {
-    case Counted::kConvolution: g_weight_macs += convolution_macs(in); break;
-    case Counted::kMm: g_weight_macs += sizes(0)[0] * sizes(0)[1] * sizes(1)[1]; break;
-    case Counted::kAddmm: g_weight_macs += sizes(1)[0] * sizes(1)[1] * sizes(2)[1]; break;
+    case Counted::kConvolution:
+      g_weight_macs += convolution_macs(in);
+      break;
+    case Counted::kMm:
+      g_weight_macs += sizes(0)[0] * sizes(0)[1] * sizes(1)[1];
+      break;
+    case Counted::kAddmm:
+      g_weight_macs += sizes(1)[0] * sizes(1)[1] * sizes(2)[1];
+      break;
     case Counted::kBmm:
       g_attention_macs += sizes(0)[0] * sizes(0)[1] * sizes(0)[2] * sizes(1)[2];
       break;
-    case Counted::kNone: break;
+    case Counted::kNone:
+      break;
   }
   return nullptr;
 }

@@ -26,9 +26,7 @@ struct MacCount {
   int64_t total() const { return weights + attention; }
   double forward_flops() const { return 2.0 * static_cast<double>(total()); }
   // The gradient with respect to the input (frozen weights).
-  double input_backward_flops() const {
-    return 2.0 * static_cast<double>(weights + 2 * attention);
-  }
+  double input_backward_flops() const { return 2.0 * static_cast<double>(weights + 2 * attention); }
   // Input and weight gradients (training).
   double training_backward_flops() const { return 2.0 * forward_flops(); }
 
