@@ -19,6 +19,7 @@
 #include "p2l/metrics/feature_distances.h"
 #include "p2l/operators/gaussian_blur.h"
 #include "p2l/operators/noise.h"
+#include "scratch_dir.h"
 
 namespace p2l::test {
 namespace {
@@ -28,22 +29,9 @@ namespace fs = std::filesystem;
 const fs::path kNetwork = fs::path(P2L_MODELS_DIR) / "emoji-64" / "fd_emoji";
 const fs::path kTestImages = fs::path(P2L_MODELS_DIR) / "emoji-64" / "test_images";
 
-// One scratch folder per test process, removed at exit.
-const fs::path& scratch() {
-  struct Dir {
-    fs::path path;
-    Dir() : path(fs::path(::testing::TempDir()) / ("p2l_fd_emoji_" + std::to_string(::getpid()))) {
-      fs::remove_all(path);
-      fs::create_directories(path);
-    }
-    ~Dir() {
-      std::error_code ignored;
-      fs::remove_all(path, ignored);
-    }
-  };
-  static const Dir dir;
-  return dir.path;
-}
+constexpr char kFdEmojiScratch[] = "fd_emoji";
+// Scratch files.
+const fs::path& scratch() { return test::scratch_dir<kFdEmojiScratch>(); }
 
 metrics::EmojiFeatureNet& network() {
   static auto net = metrics::load_emoji_feature_net(kNetwork.string());

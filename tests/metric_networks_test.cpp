@@ -18,6 +18,7 @@
 #include "p2l/metrics/image_quality.h"
 #include "p2l/metrics/inception.h"
 #include "p2l/metrics/lpips.h"
+#include "scratch_dir.h"
 
 namespace p2l::test {
 namespace {
@@ -26,24 +27,9 @@ namespace fs = std::filesystem;
 namespace F = torch::nn::functional;
 using metrics::LpipsNet;
 
-// One scratch folder per test process, removed at exit (the Inception file is 87 MB).
-const fs::path& scratch() {
-  struct Dir {
-    fs::path path;
-    Dir()
-        : path(fs::path(::testing::TempDir()) /
-               ("p2l_metric_networks_" + std::to_string(::getpid()))) {
-      fs::remove_all(path);
-      fs::create_directories(path);
-    }
-    ~Dir() {
-      std::error_code ignored;
-      fs::remove_all(path, ignored);
-    }
-  };
-  static const Dir dir;
-  return dir.path;
-}
+constexpr char kMetricNetworksScratch[] = "metric_networks";
+// Scratch files (the Inception file is 87 MB).
+const fs::path& scratch() { return test::scratch_dir<kMetricNetworksScratch>(); }
 
 // Parameters and buffers under their registered names: what a converted weight file holds.
 std::vector<std::pair<std::string, torch::Tensor>> named_tensors(torch::nn::Module& module) {

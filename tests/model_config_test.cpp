@@ -70,5 +70,31 @@ TEST(ModelConfig, NonSquareLatentsRunThroughUNetAndVae) {
   EXPECT_THROW(ae->encode(torch::randn({1, 3, 9, 12})), Error);
 }
 
+TEST(ModelConfig, UNetDropoutActsOnlyInTrainingAndKeepsTheWeightNames) {
+  torch::NoGradGuard no_grad;
+  auto config = UNetConfig::sd_v1();
+  config.block_out_channels = {32, 64};
+  config.attention_levels = {true, false};
+  config.context_dim = 16;
+  torch::manual_seed(0);
+  UNet net(config);
+  const auto names_before = net->named_parameters().keys();
+  const auto x = torch::randn({2, 4, 8, 8});
+  const auto t = torch::tensor({10, 500});
+  const auto context = torch::randn({2, 3, 16});
+  net->eval();
+  const auto reference = net->forward(x, t, context);
+  // p = 0 (the default) in training mode: the same numbers.
+  net->train();
+  EXPECT_TRUE(torch::equal(net->forward(x, t, context), reference));
+  net->set_dropout(0.5);
+  const auto dropped = net->forward(x, t, context);
+  EXPECT_GT((dropped - reference).abs().max().item<double>(), 1e-3);
+  net->eval();
+  EXPECT_TRUE(torch::equal(net->forward(x, t, context), reference));
+  EXPECT_EQ(net->named_parameters().keys(), names_before);
+  EXPECT_ANY_THROW(net->set_dropout(1.0));
+}
+
 }  // namespace
 }  // namespace p2l::model

@@ -1,12 +1,13 @@
 // `p2l train STAGE`: builds p2l's small emoji text-to-image model from the npm emoji packages.
 // Stages: split, vae, decoder, tokenizer, unet, export, report, features (the FD-emoji network)
-// — or `all` for every stage in order.
+// — or `all` for every stage in order; test-images writes an evaluation set of the test split.
 // Each stage writes into the run folder and resumes from its checkpoints when run again.
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "commands.h"
@@ -32,6 +33,8 @@ constexpr size_t kShippedTestImages = 12;
 // Training images that stand for the training split in the train/test comparisons: the test
 // split's order of magnitude, spread over every category.
 constexpr int64_t kTrainSubset = 1000;
+// Images per split for the loss gap tracked during UNet training (a fifth of the report's cost).
+constexpr int64_t kMonitorImages = 200;
 
 struct TrainArgs {
   std::string stage;
@@ -46,6 +49,8 @@ struct TrainArgs {
   int merges = 1500;
   int samples = 12;
   int sample_steps = 50;
+  int64_t count = 50;      // test-images
+  std::string images_out;  // test-images
 };
 
 nlohmann::json read_json_file(const fs::path& path) {
@@ -170,15 +175,41 @@ void stage_unet(const TrainArgs& a) {
   const auto train_set = train::load_emoji_split(items, tests, false);
   const auto latents =
       train::encode_latents(sd.vae, train_set, *sd.tokenizer, sd.config.text.max_positions);
+  // The over-fitting watch: the report's train/test loss protocol on smaller subsets, with a
+  // snapshot of the EMA weights at each point, logged to unet-monitor.jsonl.
+  const auto monitor_train = train::encode_latents(
+      sd.vae, train_set.spread_subset(kMonitorImages), *sd.tokenizer, sd.config.text.max_positions);
+  const auto monitor_test = train::encode_latents(
+      sd.vae, train::load_emoji_split(items, tests, true).spread_subset(kMonitorImages),
+      *sd.tokenizer, sd.config.text.max_positions);
+  const auto snapshots = fs::path(a.run) / "snapshots";
+  train::DiffusionMonitor monitor = [&](int64_t step, model::StableDiffusion& ema) {
+    const double train_loss = train::denoising_loss(ema, monitor_train, 7);
+    const double test_loss = train::denoising_loss(ema, monitor_test, 7);
+    fs::create_directories(snapshots);
+    const auto tag = std::to_string(step);
+    model::save_module_weights(*ema.unet, (snapshots / ("unet-" + tag + ".safetensors")).string());
+    model::save_module_weights(*ema.text_encoder,
+                               (snapshots / ("text_encoder-" + tag + ".safetensors")).string());
+    std::ofstream(fs::path(a.run) / "unet-monitor.jsonl", std::ios::app)
+        << nlohmann::json{{"step", step}, {"loss_train", train_loss}, {"loss_test", test_loss},
+                          {"ratio", test_loss / train_loss}}
+               .dump()
+        << "\n";
+    char line[160];
+    std::snprintf(line, sizeof line, "unet step %lld: ε-loss train %.4f, test %.4f (ratio %.3f)",
+                  static_cast<long long>(step), train_loss, test_loss, test_loss / train_loss);
+    log::info(line);
+  };
   Progress progress("unet", a.unet.steps);
-  train::train_diffusion(sd, latents, a.unet, a.run, progress_report(progress));
+  train::train_diffusion(sd, latents, a.unet, a.run, progress_report(progress), monitor);
   progress.finish();
   model::save_module_weights(*sd.unet, (fs::path(a.run) / "unet.safetensors").string());
   model::save_module_weights(*sd.text_encoder,
                              (fs::path(a.run) / "text_encoder.safetensors").string());
   write_json_file(fs::path(a.run) / "unet.json",
                   {{"steps", a.unet.steps}, {"batch", a.unet.batch}, {"lr", a.unet.lr},
-                   {"caption_dropout", a.unet.caption_dropout},
+                   {"caption_dropout", a.unet.caption_dropout}, {"dropout", a.unet.dropout},
                    {"seconds", progress.elapsed_seconds()}});
 }
 
@@ -223,6 +254,46 @@ void stage_export(const TrainArgs& a) {
   }
   write_json_file(dir / "captions.json", captions);
   std::cout << "exported " << a.out << " with " << picked.size() << " test images\n";
+}
+
+// An evaluation set from the test split: `count` base emoji spread evenly over the split (in
+// emoji.json's category order), one image each (the base's first listed image, alternating the
+// styles where the base has both), named NNN_<style>_<base code>.png, with captions.json.
+void stage_test_images(const TrainArgs& a) {
+  if (a.images_out.empty()) throw Error("train test-images: --images-out DIR is required");
+  const auto items = train::list_emoji(a.data);
+  const auto tests = test_bases(a);
+  std::vector<std::string> order;  // test bases in listing order
+  std::map<std::string, std::vector<const train::EmojiItem*>> by_base;
+  for (const auto& item : items) {
+    if (!tests.count(item.base)) continue;
+    if (by_base[item.base].empty()) order.push_back(item.base);
+    by_base[item.base].push_back(&item);
+  }
+  if (a.count > static_cast<int64_t>(order.size()))
+    throw Error("train test-images: --count " + std::to_string(a.count) + " but the test split has " +
+                std::to_string(order.size()) + " base emoji");
+  const auto dir = fs::path(a.images_out);
+  fs::create_directories(dir);
+  nlohmann::json captions = nlohmann::json::object();
+  for (int64_t i = 0; i < a.count; ++i) {
+    const auto& base = order[static_cast<size_t>(i * static_cast<int64_t>(order.size()) / a.count)];
+    const std::string want = i % 2 == 0 ? "google" : "twitter";
+    const train::EmojiItem* picked = by_base[base].front();
+    for (const auto* item : by_base[base])
+      if (item->style == want) {
+        picked = item;
+        break;
+      }
+    char name[96];
+    std::snprintf(name, sizeof name, "%03lld_%s_%s.png", static_cast<long long>(i),
+                  picked->style.c_str(), base.c_str());
+    io::save_png((dir / name).string(), io::load_image(picked->image));
+    captions[name] = picked->caption;
+  }
+  write_json_file(dir / "captions.json", captions);
+  std::cout << "test-images: " << a.count << " of " << order.size() << " test base emoji -> "
+            << dir.string() << "\n";
 }
 
 void stage_report(const TrainArgs& a) {
@@ -367,11 +438,14 @@ void add_train_command(CLI::App& app) {
   a->unet.batch = 32;
   a->unet.lr = 1e-3;
   a->unet.seed = 1;
+  a->unet.dropout = 0.1;
+  a->unet.monitor_every = 1000;
   cmd->add_option("stage", a->stage,
-                  "split | vae | decoder | tokenizer | unet | export | report | features | all")
+                  "split | vae | decoder | tokenizer | unet | export | report | features | all | "
+                  "test-images (an evaluation set from the test split, not part of all)")
       ->required()
       ->check(CLI::IsMember({"split", "vae", "decoder", "tokenizer", "unet", "export", "report",
-                             "features", "all"}));
+                             "features", "all", "test-images"}));
   cmd->add_option("--data", a->data, "Folder with the emoji npm packages (scripts/fetch_emoji.sh)");
   cmd->add_option("--split", a->split, "Test split file (base emoji codes)");
   cmd->add_option("--run", a->run, "Run folder: checkpoints and stage outputs");
@@ -391,6 +465,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--unet-steps", a->unet.steps, "UNet steps")->check(CLI::PositiveNumber);
   cmd->add_option("--unet-batch", a->unet.batch, "UNet batch size")->check(CLI::PositiveNumber);
   cmd->add_option("--unet-lr", a->unet.lr, "UNet learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--unet-dropout", a->unet.dropout, "UNet residual-block dropout")
+      ->check(CLI::Range(0.0, 0.9));
+  cmd->add_option("--monitor-every", a->unet.monitor_every,
+                  "UNet steps between train/test loss checks and EMA snapshots (0 = none)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--features-steps", a->features.steps, "FD-emoji network training steps")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--features-batch", a->features.batch, "FD-emoji network batch size")
@@ -401,6 +480,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--checkpoint-every", a->vae.checkpoint_every, "Steps between checkpoints")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--samples", a->samples, "Sample grid size (report)");
+  cmd->add_option("--count", a->count, "Images (test-images): base emoji of the test split")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--images-out", a->images_out, "Output folder (test-images)");
   cmd->add_flag("--no-channels-last", [a](int64_t) {
                   a->vae.channels_last = a->decoder.channels_last = a->unet.channels_last = false;
                 },
@@ -422,6 +504,7 @@ void add_train_command(CLI::App& app) {
     if (s == "export" || all) stage_export(*a);
     if (s == "report" || all) stage_report(*a);
     if (s == "features" || all) stage_features(*a);
+    if (s == "test-images") stage_test_images(*a);
   });
 }
 

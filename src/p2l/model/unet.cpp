@@ -143,9 +143,11 @@ ResBlockImpl::ResBlockImpl(int64_t in_ch, int64_t out_ch, int64_t emb_dim, int64
       "in_layers", nn::Sequential(group_norm(groups, in_ch, eps), nn::SiLU(),
                                   conv(in_ch, out_ch, 3, 1, 1)));
   emb_layers_ = register_module("emb_layers", nn::Sequential(nn::SiLU(), nn::Linear(emb_dim, out_ch)));
-  // Index 2 is CompVis' dropout; kept as Identity so the conv is named out_layers.3.
+  // Index 2 is CompVis' dropout (no weights, so the conv stays named out_layers.3); p = 0 unless
+  // a trainer sets it, and an identity outside training mode.
   out_layers_ = register_module(
-      "out_layers", nn::Sequential(group_norm(groups, out_ch, eps), nn::SiLU(), nn::Identity(),
+      "out_layers", nn::Sequential(group_norm(groups, out_ch, eps), nn::SiLU(),
+                                   nn::Dropout(nn::DropoutOptions(0.0)),
                                    conv(out_ch, out_ch, 3, 1, 1)));
   if (in_ch != out_ch) skip_connection_ = register_module("skip_connection", conv(in_ch, out_ch, 1));
 }
@@ -404,6 +406,12 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
   auto normed = out_[0]->as<nn::GroupNormImpl>()->forward(h);
   record("conv_norm_out", normed);
   return out_[2]->as<nn::Conv2dImpl>()->forward(torch::silu(normed));
+}
+
+void UNetImpl::set_dropout(double p) {
+  TORCH_CHECK(p >= 0 && p < 1, "UNet dropout must be in [0, 1), got ", p);
+  for (const auto& m : modules(/*include_self=*/false))
+    if (auto* dropout = m->as<nn::DropoutImpl>()) dropout->options.p(p);
 }
 
 }  // namespace p2l::model

@@ -141,6 +141,10 @@ class UNetImpl : public torch::nn::Module {
 
   const UNetConfig& config() const { return config_; }
 
+  // Dropout probability of every residual block (CompVis' `dropout`), a training regulariser:
+  // it acts only in training mode and changes no weight names.
+  void set_dropout(double p);
+
  private:
   torch::Tensor run_block(torch::nn::ModuleListImpl& block, torch::Tensor h,
                           const torch::Tensor& emb, const torch::Tensor& context,

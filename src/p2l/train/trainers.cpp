@@ -217,7 +217,7 @@ LatentSet encode_latents(model::AutoencoderKL& vae, const EmojiSet& data,
 
 void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
                      const DiffusionOptions& o, const std::string& run_dir,
-                     const StepReport& report) {
+                     const StepReport& report, const DiffusionMonitor& monitor) {
   fs::create_directories(run_dir);
   torch::manual_seed(o.seed);
   const auto& config = sd.config;
@@ -240,8 +240,12 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
     step = load_training_state(state, modules, optimizer);
     log::info("diffusion: resuming at step " + std::to_string(step));
   }
+  sd.unet->set_dropout(o.dropout);
   sd.unet->train();
   sd.text_encoder->train();
+  model::StableDiffusion ema = sd;  // shares the VAE and tokenizer, holds the EMA networks
+  ema.unet = ema_unet;
+  ema.text_encoder = ema_text;
   const auto null_ids = sd.tokenizer->tokenize_batch({""}, static_cast<int>(latents.ids.size(1)));
   const auto& alphas = sd.schedule->alphas_cumprod();
   const double scale = config.vae.scaling_factor;
@@ -277,6 +281,7 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
     if ((step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps)
       save_training_state(state, step + 1, modules, optimizer);
     if (report) report(step + 1, o.steps, value);
+    if (monitor && o.monitor_every > 0 && (step + 1) % o.monitor_every == 0) monitor(step + 1, ema);
   }
   copy_parameters(*sd.unet, *ema_unet);
   copy_parameters(*sd.text_encoder, *ema_text);

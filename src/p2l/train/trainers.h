@@ -64,7 +64,12 @@ struct DiffusionOptions : StageOptions {
   // At 16×16 latents channels-last is slower than NCHW for the UNet (bench/bench_train_step).
   DiffusionOptions() { channels_last = false; }
   double caption_dropout = 0.1;  // share of captions replaced by "" (for guidance, P2L's null text)
+  double dropout = 0.0;          // residual-block dropout of the UNet (against over-fitting)
+  int64_t monitor_every = 0;     // steps between DiffusionMonitor calls (0 = never)
 };
+// Called every `monitor_every` steps with the step and the model holding the EMA weights (VAE
+// and tokenizer shared with the trained model), e.g. to track the train/test loss gap.
+using DiffusionMonitor = std::function<void(int64_t step, model::StableDiffusion& ema)>;
 struct LatentSet {
   torch::Tensor mean, std;  // unscaled posterior, [N, 4, h, w]
   torch::Tensor ids;        // [N, 77] token ids
@@ -76,7 +81,7 @@ LatentSet encode_latents(model::AutoencoderKL& vae, const EmojiSet& data,
 // holds the VAE (with its scaling factor set) and receives the EMA weights.
 void train_diffusion(model::StableDiffusion& model, const LatentSet& latents,
                      const DiffusionOptions& options, const std::string& run_dir,
-                     const StepReport& report = {});
+                     const StepReport& report = {}, const DiffusionMonitor& monitor = {});
 
 // Mean ε-prediction loss over a latent set for comparing splits: every latent at the same
 // `levels` evenly spaced timesteps (so both splits see the same t, and the t-to-t spread of the

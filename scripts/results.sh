@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Reproduces the tables of docs/results.md on the bundled model:
+#   1. an evaluation set of 50 test-split emoji (`p2l train test-images`, needs
+#      scripts/fetch_emoji.sh's packages) and its OpenMoji renderings (scripts/fetch_openmoji.sh);
+#   2. emoji: all five tasks × all five methods + P2L's ablation (prompt tuning only, projection
+#      only), σ_y = 0.05, each method's defaults;
+#   3. openmoji: the cross-style run, all five tasks × all five methods.
+# Each run is NP shard processes (`p2l eval --shard i/NP --resume`, THREADS threads each), merged
+# when all have finished. Interrupted, it resumes where it stopped when run again.
+#
+#   scripts/results.sh [emoji|openmoji|all]     (default all; environment: NP=2 THREADS=1 P2L)
+#
+# Cost on the 2-core development machine: about 100 s of one core per image × task for the
+# emoji run (seven columns at 200 steps), 70 s for the openmoji run (docs/results.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which=${1:-all}
+np=${NP:-2}
+threads=${THREADS:-1}
+p2l=${P2L:-build/p2l}
+model=models/emoji-64
+run=runs/results
+
+if [[ ! -f $run/images/emoji/captions.json ]]; then
+  "$p2l" train test-images --count 50 --images-out "$run/images/emoji"
+fi
+if [[ $which != emoji && -z $(ls "$run/images/openmoji" 2>/dev/null) ]]; then
+  scripts/fetch_openmoji.sh "$run/images/emoji" "$run/images/openmoji"
+fi
+
+# Runs `p2l eval` as NP shards in the background, then merges them into the run folder.
+sharded_eval() {
+  local out=$1
+  shift
+  local pids=()
+  for ((i = 0; i < np; ++i)); do
+    "$p2l" --threads "$threads" -q eval -m "$model" -o "$out" --shard "$i/$np" --resume "$@" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+  "$p2l" eval --merge "$out" -o "$out"
+}
+
+if [[ $which == emoji || $which == all ]]; then
+  sharded_eval "$run/emoji" --images "$run/images/emoji" \
+    --variant p2l-prompt-only=p2l:projection=0 \
+    --variant p2l-projection-only=p2l:prompt-tuning=0
+fi
+if [[ $which == openmoji || $which == all ]]; then
+  sharded_eval "$run/openmoji" --images "$run/images/openmoji"
+fi

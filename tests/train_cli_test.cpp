@@ -1,0 +1,109 @@
+// `p2l train test-images` on a made-up emoji-datasource tree: which test-split emoji it picks,
+// the file names the OpenMoji renderer and the results script rely on, and its errors.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "cli_runner.h"
+#include "p2l/io/image.h"
+#include "scratch_dir.h"
+
+namespace p2l::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kTrainCliScratch[] = "train_cli";
+
+// Two styles × bases A..F (E with two skin tones in Google's), each image a distinct flat colour.
+class TrainTestImages : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = scratch_dir<kTrainCliScratch>() /
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(root_);
+    int colour = 0;
+    for (const std::string style : {"google", "twitter"}) {
+      const auto package = root_ / "cache" / ("emoji-datasource-" + style) / "package";
+      fs::create_directories(package / "img" / style / "64");
+      nlohmann::json entries = nlohmann::json::array();
+      for (const std::string base : {"A", "B", "C", "D", "E", "F"}) {
+        auto write = [&](const std::string& file) {
+          const float level = -1.0f + 0.08f * static_cast<float>(colour++);
+          io::save_png((package / "img" / style / "64" / file).string(),
+                       torch::full({1, 3, 64, 64}, level));
+          colours_[style + "/" + file] = level;
+        };
+        nlohmann::json e = {{"unified", base}, {"name", "emoji " + base},
+                            {"subcategory", "test-things"}, {"image", base + ".png"},
+                            {"has_img_" + style, base != "C" || style == "twitter"}};
+        write(base + ".png");
+        if (base == "E" && style == "google") {
+          e["skin_variations"] = {{"1F3FB", {{"image", "E-1F3FB.png"}, {"has_img_google", true}}}};
+          write("E-1F3FB.png");
+        }
+        entries.push_back(e);
+      }
+      std::ofstream(package / "emoji.json") << entries.dump();
+    }
+    // Test split: C (Twitter only), D, E, F.
+    std::ofstream(root_ / "split.txt") << "# test bases\nC\nD\nE\nF\n";
+  }
+
+  std::string args(const std::string& count, const std::string& data = "cache") const {
+    return "train test-images --data " + (root_ / data).string() + " --split " +
+           (root_ / "split.txt").string() + " --count " + count + " --images-out " +
+           (root_ / "out").string();
+  }
+
+  fs::path root_;
+  std::map<std::string, float> colours_;
+};
+
+TEST_F(TrainTestImages, PicksSpreadTestBasesAlternatingStyles) {
+  const auto r = run_p2l(args("2"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Test bases in listing order: D, E, F (Google's listing), then C (only Twitter has it).
+  // Two of four, evenly spaced: D (index 0, Google) and F (index 2, Twitter).
+  const auto out = root_ / "out";
+  ASSERT_TRUE(fs::exists(out / "000_google_D.png"));
+  ASSERT_TRUE(fs::exists(out / "001_twitter_F.png"));
+  int pngs = 0;
+  for (const auto& entry : fs::directory_iterator(out)) pngs += entry.path().extension() == ".png";
+  EXPECT_EQ(pngs, 2);
+  // The pictures are the packages' images, unchanged.
+  const auto d = io::load_image((out / "000_google_D.png").string());
+  EXPECT_NEAR(d.mean().item<double>(), colours_.at("google/D.png"), 1e-2);
+  const auto f = io::load_image((out / "001_twitter_F.png").string());
+  EXPECT_NEAR(f.mean().item<double>(), colours_.at("twitter/F.png"), 1e-2);
+  const auto captions = nlohmann::json::parse(slurp(out / "captions.json"));
+  EXPECT_EQ(captions.at("000_google_D.png"), "emoji d, test things, google style");
+  EXPECT_EQ(captions.at("001_twitter_F.png"), "emoji f, test things, twitter style");
+}
+
+TEST_F(TrainTestImages, EveryTestBaseOnceWithTheStyleItHas) {
+  const auto r = run_p2l(args("4"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = root_ / "out";
+  // E: its first listed image (no skin tone); C: Google has none, so Twitter's.
+  for (const auto* name : {"000_google_D.png", "001_twitter_E.png", "002_google_F.png",
+                           "003_twitter_C.png"})
+    EXPECT_TRUE(fs::exists(out / name)) << name;
+  EXPECT_NEAR(io::load_image((out / "001_twitter_E.png").string()).mean().item<double>(),
+              colours_.at("twitter/E.png"), 1e-2);
+}
+
+TEST_F(TrainTestImages, BadInputIsOneLineError) {
+  expect_one_line_error(run_p2l(args("5")), "test split has 4 base emoji");
+  expect_one_line_error(run_p2l("train test-images --data " + (root_ / "cache").string() +
+                                " --split " + (root_ / "split.txt").string()),
+                        "--images-out");
+  expect_one_line_error(run_p2l(args("2", "nowhere")),
+                        "fetch_emoji.sh");
+}
+
+}  // namespace
+}  // namespace p2l::test
