@@ -196,6 +196,23 @@ TEST_F(EvalCli, ResumedRunGivesTheUninterruptedRunsResultsAndSummary) {
   EXPECT_EQ(summary["tasks"][0]["methods"][1]["label"], "p2l-prompt-only");
   EXPECT_EQ(summary["tasks"][0]["methods"][0]["n"], 2);
   EXPECT_EQ(summary["tasks"][0]["naive"]["n"], 2);
+  // FD-emoji (the model ships its network): the number `p2l score` gives for the same images.
+  ASSERT_EQ(summary["set_metrics"], json::array({"fd_emoji"}));
+  const auto images = kModel / "test_images";
+  for (const auto& [column, entry] :
+       std::vector<std::pair<std::string, json>>{{"ldps", summary["tasks"][0]["methods"][0]},
+                                                 {"naive", summary["tasks"][0]["naive"]}}) {
+    const auto scores = path("score_" + column + ".json");
+    const auto scored = p2l("score --reference " + (images / "00_google.png").string() + " " +
+                            (images / "01_twitter.png").string() + " --images " +
+                            (full / "images" / "sr" / column).string() + " --fd-emoji " +
+                            (kModel / "fd_emoji").string() + " --json " + scores.string());
+    ASSERT_EQ(scored.exit_code, 0) << scored.err;
+    const double expected = json::parse(slurp(scores))["fd_emoji"].get<double>();
+    EXPECT_GT(expected, 0);
+    EXPECT_NEAR(entry["fd_emoji"].get<double>(), expected, 1e-6 * expected) << column;
+  }
+  EXPECT_NE(slurp(full / "summary.md").find("FD-emoji"), std::string::npos);
   // Montage: rows are the 2 images; columns clean | measurement | naive | 2 methods.
   const auto montage = io::load_image((full / "montage_sr.png").string());
   EXPECT_EQ(montage.size(2), 2 * 64 + 3 * 2);

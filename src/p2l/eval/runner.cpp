@@ -114,7 +114,9 @@ std::vector<std::string> metric_names(const std::vector<ImageMetric>& metrics) {
 
 std::string write_outputs(const fs::path& dir, const Plan& plan,
                           const std::map<std::string, nlohmann::json>& records) {
-  const auto markdown = write_summary(dir.string(), summarize(plan, records));
+  auto summary = summarize(plan, records);
+  add_set_metrics(summary, dir.string(), plan, records);
+  const auto markdown = write_summary(dir.string(), summary);
   write_montages(dir.string(), plan, records);
   return markdown;
 }

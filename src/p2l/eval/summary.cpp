@@ -14,6 +14,8 @@
 #include "p2l/io/image.h"
 #include "p2l/io/json_file.h"
 #include "p2l/io/montage.h"
+#include "p2l/metrics/emoji_features.h"
+#include "p2l/metrics/feature_distances.h"
 
 namespace p2l::eval {
 
@@ -54,6 +56,10 @@ std::string plus_minus(const nlohmann::json& stats, int precision) {
   return fixed(stats.at("mean").get<double>(), precision) + " ± " +
          fixed(stats.at("std").get<double>(), precision);
 }
+
+// A set metric: a number, or null (too few images) written as nothing.
+std::string set_metric_text(const nlohmann::json& v) { return v.is_number() ? fixed(v, 2) : ""; }
+std::string set_metric_number(const nlohmann::json& v) { return v.is_number() ? number(v) : ""; }
 
 // A mean count: whole numbers without decimals.
 std::string count_text(double v) { return v == std::floor(v) ? fixed(v, 0) : fixed(v, 1); }
@@ -134,6 +140,55 @@ nlohmann::json summarize(const Plan& plan, const std::map<std::string, nlohmann:
           {"tasks", tasks}};
 }
 
+void add_set_metrics(nlohmann::json& summary, const std::string& folder, const Plan& plan,
+                     const std::map<std::string, nlohmann::json>& records) {
+  const auto network_path = fs::path(plan.model) / "fd_emoji";
+  if (!fs::exists(network_path)) return;
+  auto net = metrics::load_emoji_feature_net(network_path.string());
+  torch::NoGradGuard no_grad;
+  std::map<std::string, torch::Tensor> clean_features;  // by image name, computed once
+  auto features_of = [&](const fs::path& path) {
+    return net->features(io::load_image(path.string()));
+  };
+  auto clean = [&](const EvalImage& image) {
+    auto& f = clean_features[image.name];
+    if (!f.defined()) f = features_of(image.path);
+    return f;
+  };
+  // FD between the images and the clean images of the same jobs; null below 2 pairs.
+  auto distance = [](const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+    return a.size() < 2 ? nlohmann::json(nullptr)
+                        : nlohmann::json(metrics::frechet_distance(torch::cat(a), torch::cat(b)));
+  };
+  const fs::path dir(folder);
+  auto& tasks = summary.at("tasks");
+  for (size_t t = 0; t < plan.tasks.size(); ++t) {
+    const auto& task = plan.tasks[t];
+    std::vector<torch::Tensor> naive, naive_clean;
+    std::vector<std::vector<torch::Tensor>> restored(plan.methods.size()),
+        restored_clean(plan.methods.size());
+    for (const auto& image : plan.images) {
+      bool naive_done = false;
+      for (size_t m = 0; m < plan.methods.size(); ++m) {
+        const auto* r = find_record(records, image.name + "|" + task + "|" + plan.methods[m].label);
+        if (!r) continue;
+        if (!naive_done && r->contains("naive_image")) {
+          naive.push_back(features_of(dir / r->at("naive_image").get<std::string>()));
+          naive_clean.push_back(clean(image));
+          naive_done = true;
+        }
+        if (r->at("status") != "ok") continue;
+        restored[m].push_back(features_of(dir / r->at("output").get<std::string>()));
+        restored_clean[m].push_back(clean(image));
+      }
+    }
+    tasks[t]["naive"]["fd_emoji"] = distance(naive, naive_clean);
+    for (size_t m = 0; m < plan.methods.size(); ++m)
+      tasks[t]["methods"][m]["fd_emoji"] = distance(restored[m], restored_clean[m]);
+  }
+  summary["set_metrics"] = {"fd_emoji"};
+}
+
 std::string write_summary(const std::string& folder, const nlohmann::json& summary) {
   const auto metric_names = summary.at("metrics").get<std::vector<std::string>>();
   std::vector<ImageMetric> metrics;
@@ -165,13 +220,17 @@ std::string write_summary(const std::string& folder, const nlohmann::json& summa
      << " diverged. Mean ± std over the images; network evaluations per image.\n\n";
   md << "| task | method | n |";
   for (const auto& m : metrics) md << " " << m.title << " |";
+  // Set metrics (FD-emoji) when the summary has them.
+  const bool fd = summary.contains("set_metrics");
+  if (fd) md << " FD-emoji ↓ |";
   md << " ‖y − A(x)‖ |";
   for (const auto& title : counter_titles) md << " " << title << " |";
   md << " s / image |\n|---|---|---|";
-  for (size_t i = 0; i < metrics.size() + 1 + counters.size() + 1; ++i) md << "---|";
+  for (size_t i = 0; i < metrics.size() + fd + 1 + counters.size() + 1; ++i) md << "---|";
   md << "\n";
   csv << "task,label,method,n,diverged";
   for (const auto& m : metrics) csv << "," << m.name << "_mean," << m.name << "_std";
+  if (fd) csv << ",fd_emoji";
   csv << ",data_residual_mean,data_residual_std";
   for (const auto& c : counters) csv << "," << c;
   csv << ",seconds_mean,seconds_std\n";
@@ -185,6 +244,10 @@ std::string write_summary(const std::string& folder, const nlohmann::json& summa
       md << " " << plus_minus(naive.at(m.name), m.precision) << " |";
       csv << "," << number(naive.at(m.name).at("mean")) << ","
           << number(naive.at(m.name).at("std"));
+    }
+    if (fd) {
+      md << " " << set_metric_text(naive.at("fd_emoji")) << " |";
+      csv << "," << set_metric_number(naive.at("fd_emoji"));
     }
     md << " |";
     csv << ",,";
@@ -203,6 +266,10 @@ std::string write_summary(const std::string& folder, const nlohmann::json& summa
         md << " " << (n ? plus_minus(row.at(m.name), m.precision) : "") << " |";
         csv << "," << (n ? number(row.at(m.name).at("mean")) : "") << ","
             << (n ? number(row.at(m.name).at("std")) : "");
+      }
+      if (fd) {
+        md << " " << set_metric_text(row.at("fd_emoji")) << " |";
+        csv << "," << set_metric_number(row.at("fd_emoji"));
       }
       md << " " << (n ? plus_minus(row.at("data_residual"), 4) : "") << " |";
       csv << "," << (n ? number(row.at("data_residual").at("mean")) : "") << ","

@@ -17,6 +17,15 @@ namespace p2l::eval {
 // `records` by key (index_records); jobs without a record are left out of the statistics.
 nlohmann::json summarize(const Plan& plan, const std::map<std::string, nlohmann::json>& records);
 
+// FD-emoji (docs/metrics.md) per task and method label, when the plan's model folder ships its
+// network (`fd_emoji/`, as models/emoji-64 does): the Fréchet distance between the saved
+// restorations of the finished jobs and the clean images of the same jobs (and likewise for the
+// naive reconstructions). Added as "fd_emoji" to the naive entry and to each method row (null
+// with fewer than 2 images), and "fd_emoji" to the summary's "set_metrics". A set metric of
+// the saved images in `folder`, so it is the same for resumed, sharded and merged runs.
+void add_set_metrics(nlohmann::json& summary, const std::string& folder, const Plan& plan,
+                     const std::map<std::string, nlohmann::json>& records);
+
 // summary.json, summary.csv and summary.md in `folder`; returns the markdown. Time is in the last
 // columns of the tables and under "seconds" keys of the JSON.
 std::string write_summary(const std::string& folder, const nlohmann::json& summary);
