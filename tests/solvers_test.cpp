@@ -263,12 +263,12 @@ INSTANTIATE_TEST_SUITE_P(
     param_name);
 
 // Box inpainting on this image does not beat the naive reconstruction by 1 dB for every method:
-// with the fine-tuned decoder (emoji-64 at 30.71 dB), LDPS and ReSample pass, while P2L (22.47
-// dB), GML-DPS (21.93) and PSLD (22.93) stay at or below the naive 23.00 dB + 1 (the measured
-// pixels outside the box are exact up to the noise in the naive image, while the solvers' output
-// goes through the autoencoder, which loses detail on this image's lettering). On 01_twitter.png
-// the earlier model's defaults gave 26.1–26.9 dB against 21.5 dB (docs/sweeps). Disabled, and
-// reported as disabled by every run, until every method passes.
+// with the shipped model and the swept defaults, LDPS and ReSample pass, while P2L (22.70 dB),
+// GML-DPS (21.73) and PSLD (22.90) stay at or below the naive 23.00 dB + 1 (the measured pixels
+// outside the box are exact up to the noise in the naive image, while the solvers' output goes
+// through the autoencoder, which loses detail on this image's lettering). On the sweep's two
+// images every method beats its naive reconstruction on box inpainting (docs/solvers.md).
+// Disabled, and reported as disabled by every run, until every method passes.
 INSTANTIATE_TEST_SUITE_P(DISABLED_BoxInpainting, SolverBeatsNaive,
                          ::testing::Combine(::testing::Values("p2l", "ldps", "gml-dps", "psld",
                                                               "resample"),

@@ -251,8 +251,9 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
   const double scale = config.vae.scaling_factor;
   const int64_t n = latents.mean.size(0);
   const int64_t T = config.schedule.num_train_timesteps;
+  const int64_t schedule = o.schedule_steps > 0 ? o.schedule_steps : o.steps;
   for (; step < o.steps; ++step) {
-    set_learning_rate(optimizer, cosine_lr(o.lr, step, o.steps, o.warmup, 0.1));
+    set_learning_rate(optimizer, cosine_lr(o.lr, step, schedule, o.warmup, 0.1));
     auto gen = step_generator(o.seed, step);
     auto index = random_batch(n, o.batch, gen);
     auto mean = latents.mean.index_select(0, index);

@@ -65,6 +65,9 @@ struct DiffusionOptions : StageOptions {
   DiffusionOptions() { channels_last = false; }
   double caption_dropout = 0.1;  // share of captions replaced by "" (for guidance, P2L's null text)
   double dropout = 0.0;          // residual-block dropout of the UNet (against over-fitting)
+  // Length of the cosine learning-rate schedule when it differs from `steps` (stopping early on
+  // a longer schedule); 0 = `steps`.
+  int64_t schedule_steps = 0;
   int64_t monitor_every = 0;     // steps between DiffusionMonitor calls (0 = never)
 };
 // Called every `monitor_every` steps with the step and the model holding the EMA weights (VAE
