@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "cli_runner.h"
+#include "error_of.h"
 #include "p2l/error.h"
 #include "p2l/io/image.h"
 #include "p2l/io/safetensors.h"
@@ -68,16 +69,6 @@ torch::Tensor degrade(const torch::Tensor& x, double blur_sigma, double noise_si
 torch::Tensor features(const torch::Tensor& images) {
   torch::NoGradGuard no_grad;
   return network()->features(images);
-}
-
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no p2l::Error)";
 }
 
 TEST(FdEmoji, ShippedNetworkLoadsWithItsConfig) {

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "cli_runner.h"
+#include "error_of.h"
 #include "p2l/error.h"
 #include "p2l/io/image.h"
 #include "p2l/io/safetensors.h"
@@ -57,16 +58,6 @@ std::string copy_without(const std::string& source, const std::string& drop,
   const auto path = (scratch() / file).string();
   io::save_safetensors(path, kept);
   return path;
-}
-
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no p2l::Error)";
 }
 
 int64_t parameter_count(torch::nn::Module& module) {
