@@ -304,6 +304,17 @@ TEST_F(EvalCli, ShardFromTheEnvironmentAndMergeChecks) {
       p2l("eval --merge " + out.string() + " --allow-partial -o " + path("m").string());
   ASSERT_EQ(partial.exit_code, 0) << partial.err;
   EXPECT_EQ(read_lines(path("m") / "results.jsonl").size(), 1u);
+  {
+    // The task without a finished job has an empty naive row, not zeros.
+    std::ifstream md(path("m") / "summary.md");
+    int empty_rows = 0;
+    for (std::string line; std::getline(md, line);)
+      if (line.find("| (naive) | 0 |") != std::string::npos) {
+        ++empty_rows;
+        EXPECT_EQ(line.find("±"), std::string::npos) << line;
+      }
+    EXPECT_EQ(empty_rows, 1);
+  }
   records[0]["psnr"] = records[0]["psnr"].get<double>() + 1;
   fs::copy_file(out / "plan.shard-1-of-2.json", out / "plan.shard-0-of-9.json");
   std::ofstream(out / "results.shard-0-of-9.jsonl") << records[0].dump() << "\n";

