@@ -2,16 +2,18 @@
 # Reproduces the tables of docs/results.md on the bundled model:
 #   1. an evaluation set of 50 test-split emoji (`p2l train test-images`, needs
 #      scripts/fetch_emoji.sh's packages) and its OpenMoji renderings (scripts/fetch_openmoji.sh);
-#   2. emoji: all five tasks × all five methods + P2L's ablation (prompt tuning only, projection
-#      only), σ_y = 0.05, each method's defaults;
-#   3. openmoji: the cross-style run, all five tasks × all five methods.
+#   2. emoji: all five tasks × all five methods, σ_y = 0.05, each method's defaults;
+#   3. openmoji: the cross-style run, all five tasks × all five methods;
+#   4. emoji-ablation: P2L with prompt tuning only and with projection only on the emoji set (the
+#      same measurements: seeds derive from the image and the task; P2L with both is run 2's).
 # Each run is NP shard processes (`p2l eval --shard i/NP --resume`, THREADS threads each), merged
 # when all have finished. Interrupted, it resumes where it stopped when run again.
 #
-#   scripts/results.sh [emoji|openmoji|all]     (default all; environment: NP=2 THREADS=1 P2L)
+#   scripts/results.sh [emoji|openmoji|ablation|all]   (default all; environment: NP=2 THREADS=1 P2L)
 #
-# Cost on the 2-core development machine: about 100 s of one core per image × task for the
-# emoji run (seven columns at 200 steps), 70 s for the openmoji run (docs/results.md).
+# Cost on the 2-core development machine: about 90 s of one core per image × task for the five
+# methods at 200 steps (runs 2 and 3: about 6 core-hours each), 35 s for the ablation's two
+# columns (docs/results.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
@@ -27,7 +29,7 @@ tasks=box-inpaint,sr,motion-blur,gauss-blur,random-inpaint
 if [[ ! -f $run/images/emoji/captions.json ]]; then
   "$p2l" train test-images --count 50 --images-out "$run/images/emoji"
 fi
-if [[ $which != emoji && -z $(ls "$run/images/openmoji" 2>/dev/null) ]]; then
+if [[ ($which == openmoji || $which == all) && -z $(ls "$run/images/openmoji" 2>/dev/null) ]]; then
   scripts/fetch_openmoji.sh "$run/images/emoji" "$run/images/openmoji"
 fi
 
@@ -46,10 +48,13 @@ sharded_eval() {
 }
 
 if [[ $which == emoji || $which == all ]]; then
-  sharded_eval "$run/emoji" --images "$run/images/emoji" \
-    --variant p2l-prompt-only=p2l:projection=0 \
-    --variant p2l-projection-only=p2l:prompt-tuning=0
+  sharded_eval "$run/emoji" --images "$run/images/emoji"
 fi
 if [[ $which == openmoji || $which == all ]]; then
   sharded_eval "$run/openmoji" --images "$run/images/openmoji"
+fi
+if [[ $which == ablation || $which == all ]]; then
+  sharded_eval "$run/emoji-ablation" --images "$run/images/emoji" --methods none \
+    --variant p2l-prompt-only=p2l:projection=0 \
+    --variant p2l-projection-only=p2l:prompt-tuning=0
 fi

@@ -4,7 +4,7 @@
 # two shipped test images the solver tests do not restore (01_twitter, 02_google; the tests use
 # 00_google), σ_y = 0.05, N = 200 DDIM steps; then P2L's own hyperparameters (λ, the prompt
 # learning rate, K, γ) on SR and box inpainting. Writes docs/sweeps/<name>.md/.json/.svg.
-# Two sweeps run at a time (SWEEP_JOBS), one thread each; about 15 minutes on 2 cores.
+# Two sweeps run at a time (SWEEP_JOBS), one thread each; about 35 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 P2L=${P2L:-./build/p2l}

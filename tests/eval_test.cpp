@@ -383,6 +383,7 @@ TEST_F(EvalCli, ErrorsForBadInput) {
   expect_one_line_error(bad("--shard 1/x"), "--shard '1/x': expected I/N");
   expect_one_line_error(bad("--tasks sr,deblur"), "unknown task 'deblur'");
   expect_one_line_error(bad("--methods ldps,dps"), "unknown method 'dps'");
+  expect_one_line_error(bad("--methods none"), "no methods");
   expect_one_line_error(bad("--variant nothing"), "expected NAME=METHOD");
   expect_one_line_error(bad("--variant x=p2l:rho"), "'rho' is not key=value");
   expect_one_line_error(bad("--variant x=ldps:projection=0"),
@@ -395,6 +396,17 @@ TEST_F(EvalCli, ErrorsForBadInput) {
       "not a folder");
   expect_one_line_error(p2l("eval --summarize " + path("nowhere").string()), "no plan.json");
   EXPECT_FALSE(fs::exists(path("bad") / "results.jsonl"));
+}
+
+TEST_F(EvalCli, MethodsNoneKeepsOnlyTheVariants) {
+  const auto out = path("variants-only");
+  const auto run = p2l("eval -m " + kModel.string() +
+                       " --methods none --variant only=ldps:rho=1 --max-jobs 0 -o " + out.string());
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto plan = json::parse(slurp(out / "plan.json"));
+  ASSERT_EQ(plan["methods"].size(), 1u);
+  EXPECT_EQ(plan["methods"][0]["label"], "only");
+  EXPECT_EQ(plan["methods"][0]["method"], "ldps");
 }
 
 }  // namespace
