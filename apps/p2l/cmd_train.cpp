@@ -327,16 +327,7 @@ void stage_report(const TrainArgs& a) {
   report["denoising_loss_train"] = train::denoising_loss(sd, lat_train, 7);
   report["denoising_loss_test"] = train::denoising_loss(sd, lat_test, 7);
   // A grid of samples for test-split captions (one per base emoji, spread over the split).
-  // Evenly spaced over the split; a base emoji already picked passes to the next image.
-  std::vector<std::string> captions;
-  std::set<std::string> seen;
-  const size_t n = test_set.items.size();
-  for (size_t k = 0; k < size_t(a.samples); ++k)
-    for (size_t i = k * n / size_t(a.samples); i < n; ++i)
-      if (seen.insert(test_set.items[i].base).second) {
-        captions.push_back(test_set.items[i].caption);
-        break;
-      }
+  const auto captions = train::spread_distinct_captions(test_set.items, a.samples);
   std::vector<torch::Tensor> tiles;
   Progress progress("samples", static_cast<int64_t>(captions.size()));
   for (size_t i = 0; i < captions.size(); ++i) {

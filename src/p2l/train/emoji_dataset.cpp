@@ -174,4 +174,18 @@ EmojiSet EmojiSet::spread_subset(int64_t count) const {
   return out;
 }
 
+std::vector<std::string> spread_distinct_captions(const std::vector<EmojiItem>& items,
+                                                  size_t count) {
+  std::vector<std::string> captions;
+  std::set<std::string> taken;
+  const size_t n = items.size();
+  for (size_t k = 0; k < count; ++k)
+    for (size_t i = k * n / count; i < n; ++i)
+      if (taken.insert(items[i].base).second) {
+        captions.push_back(items[i].caption);
+        break;
+      }
+  return captions;
+}
+
 }  // namespace p2l::train

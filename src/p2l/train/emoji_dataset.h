@@ -40,6 +40,12 @@ struct EmojiSet {
   EmojiSet spread_subset(int64_t count) const;
 };
 
+// `count` captions of distinct base emoji spread evenly over `items` (in their order): the k-th
+// is the caption of the first item at or after position k·n/count whose base is not yet taken.
+// Fewer when there are fewer bases. For the report's sample grid.
+std::vector<std::string> spread_distinct_captions(const std::vector<EmojiItem>& items,
+                                                  size_t count);
+
 // Loads the images of the items in (test = true) or out of the test split.
 EmojiSet load_emoji_split(const std::vector<EmojiItem>& items, const std::set<std::string>& test,
                           bool test_split);

@@ -1,0 +1,36 @@
+// The emoji data set's helpers that need no images: the report's choice of sample captions.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "p2l/train/emoji_dataset.h"
+
+namespace p2l::test {
+namespace {
+
+using train::EmojiItem;
+
+EmojiItem item(const std::string& base, const std::string& caption) {
+  return {base, "google", base + ".png", caption};
+}
+
+TEST(EmojiDataset, SpreadCaptionsTakeDistinctBasesEvenlySpaced) {
+  // Bases A (3 images), B (1), C (2), D (2): 8 items.
+  const std::vector<EmojiItem> items = {item("A", "a1"), item("A", "a2"), item("A", "a3"),
+                                        item("B", "b"),  item("C", "c1"), item("C", "c2"),
+                                        item("D", "d1"), item("D", "d2")};
+  // Positions 0, 2, 4, 6: A, then A again (taken) → B at 3, C at 4, D at 6.
+  EXPECT_EQ(train::spread_distinct_captions(items, 4),
+            (std::vector<std::string>{"a1", "b", "c1", "d1"}));
+  // Positions 0 and 4.
+  EXPECT_EQ(train::spread_distinct_captions(items, 2), (std::vector<std::string>{"a1", "c1"}));
+  // More than there are bases: every base once.
+  EXPECT_EQ(train::spread_distinct_captions(items, 6),
+            (std::vector<std::string>{"a1", "b", "c1", "d1"}));
+  EXPECT_TRUE(train::spread_distinct_captions(items, 0).empty());
+  EXPECT_TRUE(train::spread_distinct_captions({}, 3).empty());
+}
+
+}  // namespace
+}  // namespace p2l::test
