@@ -15,8 +15,17 @@ def runs(name):
     return json.load(open(p))["runs"] if os.path.exists(p) else []
 
 
-def cell(values):
-    return f"{st.mean(values):.2f} ({min(values):.2f}–{max(values):.2f})"
+def cells(rs, tasks):
+    """Per task: the "mean (min–max)" text ('–' without runs); and the tasks' means."""
+    texts, means = [], []
+    for t in tasks:
+        v = [r["psnr"] for r in rs if r["task"] == t]
+        if not v:
+            texts.append("–")
+            continue
+        means.append(st.mean(v))
+        texts.append(f"{st.mean(v):.2f} ({min(v):.2f}–{max(v):.2f})")
+    return texts, means
 
 
 def table(method, axis):
@@ -25,33 +34,19 @@ def table(method, axis):
            "|---|" + "---|" * (len(TASKS) + 1)]
     best = None
     for p in sorted({r["point"][axis] for r in rs}):
-        cells, means = [], []
-        for t in TASKS:
-            v = [r["psnr"] for r in rs if r["task"] == t and r["point"][axis] == p]
-            if not v:
-                cells.append("–")
-                continue
-            means.append(st.mean(v))
-            cells.append(cell(v))
+        texts, means = cells([r for r in rs if r["point"][axis] == p], TASKS)
         full = len(means) == len(TASKS)
         avg = st.mean(means)
         if full and (best is None or avg > best[1]):
             best = (p, avg)
-        out.append(f"| {p:g} | " + " | ".join(cells) +
+        out.append(f"| {p:g} | " + " | ".join(texts) +
                    (f" | {avg:.2f} |" if full else f" | ({len(means)} tasks) |"))
     return "\n".join(out), best
 
 
 def p2l_row(label, rs):
-    cells, means = [], []
-    for t in ("sr", "box-inpaint"):
-        v = [r["psnr"] for r in rs if r["task"] == t]
-        if not v:
-            cells.append("–")
-            continue
-        means.append(st.mean(v))
-        cells.append(cell(v))
-    print(f"| {label} | " + " | ".join(cells) + f" | {st.mean(means):.2f} |")
+    texts, means = cells(rs, ("sr", "box-inpaint"))
+    print(f"| {label} | " + " | ".join(texts) + f" | {st.mean(means):.2f} |")
 
 
 for method, axis in [("p2l", "rho"), ("ldps", "rho"), ("gml-dps", "rho"), ("psld", "omega"),
@@ -64,7 +59,7 @@ extras = os.path.join(D, "p2l-lambda.json")
 base_rho = json.load(open(extras))["defaults"]["rho"] if os.path.exists(extras) else 1.6
 print(f"| P2L setting (ρ = {base_rho:g}) | sr | box-inpaint | mean |\n|---|---|---|---|")
 p2l_row("defaults (λ = 1, lr 1e-2, K = 1, γ = 10)",
-        [r for r in runs("p2l") if r["point"]["rho"] == base_rho and r["task"] in ("sr", "box-inpaint")])
+        [r for r in runs("p2l") if r["point"]["rho"] == base_rho])
 for name in ["lambda", "prompt-lr", "prompt-iters", "projection-every"]:
     rs = runs("p2l-" + name)
     for key in sorted({json.dumps(r["point"], sort_keys=True) for r in rs}):

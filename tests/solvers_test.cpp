@@ -287,9 +287,8 @@ INSTANTIATE_TEST_SUITE_P(
 // The naive image keeps the measured 15/16 of the pixels up to the noise and fills the 16×16
 // box with their mean, the MSE-safe guess; a posterior sample draws something definite there
 // and passes the rest through the autoencoder, which reconstructs flags worst (22.7 dB for 03
-// on its own). On 50 test-split emoji every
-// method beats the naive fill on average while losing on about a third of the images
-// (docs/results.md). Disabled, and reported as disabled by every run, until every method passes.
+// on its own). On 50 test-split emoji every method beats the naive fill on average while losing
+// on about a third of the images (docs/results.md). Disabled, and reported as disabled by every run, until every method passes.
 INSTANTIATE_TEST_SUITE_P(DISABLED_BoxInpainting, SolverBeatsNaive,
                          ::testing::Combine(::testing::Values("p2l", "ldps", "gml-dps", "psld",
                                                               "resample"),

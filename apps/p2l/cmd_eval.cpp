@@ -44,11 +44,11 @@ eval::Plan plan_from(const EvalArgs& a) {
   plan.seed = a.seed;
   // "none": only the variants (e.g. an ablation run beside a run of the methods themselves).
   const bool none = a.methods.size() == 1 && a.methods[0] == "none";
-  for (const auto& method : a.methods) {
-    if (none) break;
-    solvers::default_hyperparameters(method, solvers::Scale::kSmall);  // names an unknown one
-    plan.methods.push_back({method, method, {}});
-  }
+  if (!none)
+    for (const auto& method : a.methods) {
+      solvers::default_hyperparameters(method, solvers::Scale::kSmall);  // names an unknown one
+      plan.methods.push_back({method, method, {}});
+    }
   for (const auto& variant : a.variants) plan.methods.push_back(eval::parse_variant(variant));
   for (const auto& path :
        eval::collect_images(a.images, (fs::path(a.model) / "test_images").string()))
@@ -76,7 +76,9 @@ void add_eval_command(CLI::App& app) {
                   "Tasks (default: sr, gauss-blur, motion-blur, box-inpaint, "
                   "random-inpaint)")
       ->delimiter(',');
-  cmd->add_option("--methods", a->methods, "Methods (default: all five; none: only the --variant columns)")->delimiter(',');
+  cmd->add_option("--methods", a->methods,
+                  "Methods (default: all five; none: only the --variant columns)")
+      ->delimiter(',');
   cmd->add_option("--variant", a->variants,
                   "NAME=METHOD:key=value,... an extra column, e.g. p2l-neither=p2l:projection=0,"
                   "prompt-tuning=0 (repeatable)");

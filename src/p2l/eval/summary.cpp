@@ -242,9 +242,14 @@ std::string write_summary(const std::string& folder, const nlohmann::json& summa
     md << "| " << task << " | (naive) | " << naive_n << " |";
     csv << task << ",naive,naive," << naive_n << ",0";
     for (const auto& m : metrics) {
-      md << " " << (naive_n ? plus_minus(naive.at(m.name), m.precision) : "") << " |";
-      csv << "," << (naive_n ? number(naive.at(m.name).at("mean")) : "") << ","
-          << (naive_n ? number(naive.at(m.name).at("std")) : "");
+      if (naive_n == 0) {  // no finished job: blank, not zeros
+        md << "  |";
+        csv << ",,";
+        continue;
+      }
+      md << " " << plus_minus(naive.at(m.name), m.precision) << " |";
+      csv << "," << number(naive.at(m.name).at("mean")) << ","
+          << number(naive.at(m.name).at("std"));
     }
     if (fd) {
       md << " " << set_metric_text(naive.at("fd_emoji")) << " |";
