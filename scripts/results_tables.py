@@ -31,15 +31,20 @@ def load(paths):
     return list(records.values())
 
 
+def ordered(values):
+    out = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return out
+
+
 def signed(x):
     return f"{x:+.2f}".replace("-", "−")
 
 
 def task_table(records, task):
-    labels = []
-    for r in records:
-        if r["task"] == task and r["label"] not in labels:
-            labels.append(r["label"])
+    labels = ordered(r["label"] for r in records if r["task"] == task)
     lines = [
         "| method | images better by > 1 dB | better at all | median | worst | best | median s / image |",
         "|---|---|---|---|---|---|---|",
@@ -53,14 +58,6 @@ def task_table(records, task):
             f"| {signed(statistics.median(gains))} | {signed(gains[0])} | {signed(gains[-1])} "
             f"| {seconds:.1f} |")
     return "\n".join(lines)
-
-
-def ordered(values):
-    out = []
-    for v in values:
-        if v not in out:
-            out.append(v)
-    return out
 
 
 def glance_table(records):

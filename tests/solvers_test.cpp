@@ -5,6 +5,7 @@
 // are checked against diffusers' goldens in schedule_test.cpp.)
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -243,15 +244,15 @@ TEST(Solvers, BadInputIsRejectedWithClearErrors) {
 // methods 21.6–22.9 dB; 03: naive 21.06, methods 19.0–20.1); over the six the margins are 2.2
 // (PSLD) to 4.0 dB (ReSample), P2L 2.5, each method winning on 4 or 5 of them (step-5000 UNet,
 // each method's defaults).
-std::vector<int> images_for(const std::string& task) {
-  if (task != "box-inpaint") return {0};
+std::vector<fs::path> images_for(const std::string& task) {
+  auto paths = test_image_paths();
+  if (task != "box-inpaint") return {paths.at(0)};
   // scripts/sweep_defaults.sh's images.
   const std::set<std::string> swept = {"01_twitter.png", "02_google.png"};
-  const auto paths = test_image_paths();
-  std::vector<int> unswept;
-  for (int i = 0; i < static_cast<int>(paths.size()); ++i)
-    if (!swept.count(paths[i].filename().string())) unswept.push_back(i);
-  return unswept;
+  paths.erase(std::remove_if(paths.begin(), paths.end(),
+                             [&](const fs::path& p) { return swept.count(p.filename().string()); }),
+              paths.end());
+  return paths;
 }
 
 class SolverBeatsNaive
@@ -263,8 +264,9 @@ TEST_P(SolverBeatsNaive, OnTheShippedModel) {
   double psnr = 0, naive = 0;
   std::string per_image;
   const auto images = images_for(task);
-  for (int index : images) {
-    auto x = test_image(index);
+  for (const auto& path : images) {
+    const auto name = path.stem().string();
+    auto x = io::load_image(path.string());
     auto m = measurement(task, x);
     solvers::RestoreRequest request;
     request.method = method;
@@ -273,10 +275,9 @@ TEST_P(SolverBeatsNaive, OnTheShippedModel) {
     request.show_progress = false;
     auto out = solvers::restore(sd, m, request);
     const double p = out.report["psnr"], n = out.report["naive_psnr"];
-    RecordProperty("psnr_" + std::to_string(index), std::to_string(p));
-    RecordProperty("naive_psnr_" + std::to_string(index), std::to_string(n));
-    per_image += " image " + std::to_string(index) + ": " + std::to_string(p) + " vs naive " +
-                 std::to_string(n) + ";";
+    RecordProperty("psnr_" + name, std::to_string(p));
+    RecordProperty("naive_psnr_" + name, std::to_string(n));
+    per_image += " " + name + ": " + std::to_string(p) + " vs naive " + std::to_string(n) + ";";
     psnr += p / images.size();
     naive += n / images.size();
   }
