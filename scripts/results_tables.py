@@ -8,7 +8,17 @@ better at all, median / worst / best difference — and the median seconds per i
     scripts/results_tables.py runs/results/emoji/results.jsonl [--task sr]
     scripts/results_tables.py runs/results/emoji/results.jsonl --glance
 
---glance prints instead the mean PSNR of every method on every task (the best in bold).
+--glance prints instead the mean PSNR of every method on every task (the best in bold); --metric
+ssim the mean SSIM. --labels picks and orders the columns, so one table can join two runs on the
+same images (P2L's ablation: the main run's p2l column beside the ablation run's variants):
+
+    scripts/results_tables.py runs/results/emoji/results.jsonl \
+        runs/results/emoji-ablation/results.jsonl --glance \
+        --labels p2l-prompt-only,p2l-projection-only,p2l
+
+--versus OTHER.jsonl prints the glance table with each cell's difference from the same task and
+method in the other run (the cross-style run against the main one; the images differ, so this
+compares means, not images).
 
 Shard files (results.shard-*.jsonl) may be given together; only finished jobs ("status": "ok")
 count, and a job recorded twice (a resumed shard) counts once.
@@ -60,21 +70,37 @@ def task_table(records, task):
     return "\n".join(lines)
 
 
-def glance_table(records):
-    tasks = ordered(r["task"] for r in records)
-    labels = ordered(r["label"] for r in records)
+def mean(records, task, label, key):
+    values = [r[key] for r in records if r["task"] == task and (label is None or r["label"] == label)]
+    return statistics.mean(values) if values else None
 
-    def mean(task, label, key):
-        values = [r[key] for r in records if r["task"] == task and r["label"] == label]
-        return statistics.mean(values) if values else None
 
+def glance_table(records, labels, metric="psnr", versus=None):
+    """Mean `metric` per task (rows) and label (columns), the best of a row in bold; with `versus`
+    (another run's records) each cell also shows its difference from that run's mean."""
+    digits = 2 if metric == "psnr" else 3
+
+    def cell(value, other, best=None):
+        text = f"{value:.{digits}f}"
+        if value == best:
+            text = f"**{text}**"
+        if other is not None:
+            text += " (" + f"{value - other:+.{digits}f}".replace("-", "−") + ")"
+        return text
+
+    def other(task, label, key):
+        return mean(versus, task, label, key) if versus is not None else None
+
+    naive_key = "naive_" + metric
     lines = ["| task | naive | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
-    for task in tasks:
-        psnr = [mean(task, label, "psnr") for label in labels]
-        best = max(v for v in psnr if v is not None)
-        cells = ["" if v is None else f"**{v:.2f}**" if v == best else f"{v:.2f}" for v in psnr]
-        naive = statistics.mean(r["naive_psnr"] for r in records if r["task"] == task)
-        lines.append(f"| {task} | {naive:.2f} | " + " | ".join(cells) + " |")
+    for task in ordered(r["task"] for r in records):
+        values = [mean(records, task, label, metric) for label in labels]
+        best = max(v for v in values if v is not None)
+        cells = ["" if v is None else cell(v, other(task, label, metric), best)
+                 for label, v in zip(labels, values)]
+        # The naive reconstruction has no records of its own: every record carries it.
+        naive = cell(mean(records, task, None, naive_key), other(task, None, naive_key))
+        lines.append(f"| {task} | {naive} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -83,10 +109,22 @@ def main():
     parser.add_argument("records", nargs="+", help="results.jsonl files of one run")
     parser.add_argument("--task", help="only this task")
     parser.add_argument("--glance", action="store_true", help="mean PSNR, every method and task")
+    parser.add_argument("--metric", choices=["psnr", "ssim"], default="psnr", help="for --glance")
+    parser.add_argument("--labels", help="comma-separated columns, in order (default: all)")
+    parser.add_argument("--versus", help="another run's results.jsonl: cells show the difference")
     args = parser.parse_args()
     records = load(args.records)
-    if args.glance:
-        print(glance_table(records))
+    if args.labels:
+        labels = args.labels.split(",")
+        missing = [label for label in labels if label not in {r["label"] for r in records}]
+        if missing:
+            parser.error(f"no finished records labelled {', '.join(missing)}")
+        records = [r for r in records if r["label"] in labels]
+    else:
+        labels = ordered(r["label"] for r in records)
+    if args.glance or args.versus:
+        versus = load([args.versus]) if args.versus else None
+        print(glance_table(records, labels, args.metric, versus))
         return
     for task in ordered(r["task"] for r in records):
         if args.task and task != args.task:
