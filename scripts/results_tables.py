@@ -20,6 +20,9 @@ same images (P2L's ablation: the main run's p2l column beside the ablation run's
 method in the other run (the cross-style run against the main one; the images differ, so this
 compares means, not images).
 
+--against LABEL prints per task how LABEL fares against every other column image by image: on how
+many images it has the higher PSNR, and the median and mean of its PSNR minus theirs.
+
 Shard files (results.shard-*.jsonl) may be given together; only finished jobs ("status": "ok")
 count, and a job recorded twice (a resumed shard) counts once.
 """
@@ -70,6 +73,23 @@ def task_table(records, task):
     return "\n".join(lines)
 
 
+def against_table(records, task, label):
+    def psnr_by_image(name):
+        return {r["image"]: r["psnr"] for r in records if r["task"] == task and r["label"] == name}
+
+    mine = psnr_by_image(label)
+    lines = [f"| {label} against | images where {label} is better | median difference | mean difference |",
+             "|---|---|---|---|"]
+    for other in ordered(r["label"] for r in records if r["task"] == task):
+        theirs = psnr_by_image(other)
+        diffs = [mine[i] - theirs[i] for i in mine if i in theirs]
+        if other == label or not diffs:
+            continue
+        lines.append(f"| {other} | {sum(d > 0 for d in diffs)} / {len(diffs)} "
+                     f"| {signed(statistics.median(diffs))} | {signed(statistics.mean(diffs))} |")
+    return "\n".join(lines)
+
+
 def mean(records, task, label, key):
     values = [r[key] for r in records if r["task"] == task and (label is None or r["label"] == label)]
     return statistics.mean(values) if values else None
@@ -111,6 +131,7 @@ def main():
     parser.add_argument("--glance", action="store_true", help="mean PSNR, every method and task")
     parser.add_argument("--metric", choices=["psnr", "ssim"], default="psnr", help="for --glance")
     parser.add_argument("--labels", help="comma-separated columns, in order (default: all)")
+    parser.add_argument("--against", metavar="LABEL", help="LABEL against every other, per image")
     parser.add_argument("--versus", help="another run's results.jsonl: cells show the difference")
     args = parser.parse_args()
     records = load(args.records)
@@ -122,12 +143,18 @@ def main():
         records = [r for r in records if r["label"] in labels]
     else:
         labels = ordered(r["label"] for r in records)
+    if args.against and args.against not in labels:
+        parser.error(f"no finished records labelled {args.against}")
     if args.glance or args.versus:
         versus = load([args.versus]) if args.versus else None
         print(glance_table(records, labels, args.metric, versus))
         return
     for task in ordered(r["task"] for r in records):
         if args.task and task != args.task:
+            continue
+        if args.against:
+            print(f"### {task}: {args.against} against the others, image by image\n")
+            print(against_table(records, task, args.against) + "\n")
             continue
         print(f"### {task}: PSNR minus the naive reconstruction's, per image\n")
         print(task_table(records, task) + "\n")
