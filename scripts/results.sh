@@ -5,7 +5,8 @@
 #   2. emoji: all five tasks × all five methods, σ_y = 0.05, each method's defaults;
 #   3. openmoji: the cross-style run, all five tasks × all five methods;
 #   4. emoji-ablation: P2L with prompt tuning only and with projection only on the emoji set (the
-#      same measurements: seeds derive from the image and the task; P2L with both is run 2's).
+#      same measurements: seeds derive from the image and the task; P2L with both is run 2's), and
+#      emoji-ablation-neither: P2L with both off (its own run: added after the first finished).
 # Each run is NP shard processes (`p2l eval --shard i/NP --resume`, THREADS threads each), merged
 # when all have finished. Interrupted, it resumes where it stopped when run again.
 #
@@ -13,7 +14,7 @@
 #
 # Cost on the 2-core development machine: about 90 s of one core per image × task for the five
 # methods at 200 steps (runs 2 and 3: about 6 core-hours each), 35 s for the ablation's two
-# columns (docs/results.md).
+# columns and 11 s for its third (docs/results.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
@@ -57,4 +58,6 @@ if [[ $which == ablation || $which == all ]]; then
   sharded_eval "$run/emoji-ablation" --images "$run/images/emoji" --methods none \
     --variant p2l-prompt-only=p2l:projection=0 \
     --variant p2l-projection-only=p2l:prompt-tuning=0
+  sharded_eval "$run/emoji-ablation-neither" --images "$run/images/emoji" --methods none \
+    --variant p2l-neither=p2l:projection=0,prompt-tuning=0
 fi

@@ -21,7 +21,9 @@ method in the other run (the cross-style run against the main one; the images di
 compares means, not images).
 
 --against LABEL prints per task how LABEL fares against every other column image by image: on how
-many images it has the higher PSNR, and the median and mean of its PSNR minus theirs.
+many images it has the higher PSNR, and the median and mean of its PSNR minus theirs. --pair A:B
+(repeatable) prints the same three numbers for label A minus label B, a column per pair and a
+row per task (an ablation's effect of one component with the other held fixed).
 
 Shard files (results.shard-*.jsonl) may be given together; only finished jobs ("status": "ok")
 count, and a job recorded twice (a resumed shard) counts once.
@@ -73,20 +75,35 @@ def task_table(records, task):
     return "\n".join(lines)
 
 
-def against_table(records, task, label):
+def paired(records, task, a, b):
+    """Image by image, label a's PSNR minus label b's: images where a is higher, median, mean."""
     def psnr_by_image(name):
         return {r["image"]: r["psnr"] for r in records if r["task"] == task and r["label"] == name}
 
-    mine = psnr_by_image(label)
+    mine, theirs = psnr_by_image(a), psnr_by_image(b)
+    diffs = [mine[i] - theirs[i] for i in mine if i in theirs]
+    if not diffs:
+        return None
+    return (f"{sum(d > 0 for d in diffs)} / {len(diffs)}", signed(statistics.median(diffs)),
+            signed(statistics.mean(diffs)))
+
+
+def against_table(records, task, label):
     lines = [f"| {label} against | images where {label} is better | median difference | mean difference |",
              "|---|---|---|---|"]
     for other in ordered(r["label"] for r in records if r["task"] == task):
-        theirs = psnr_by_image(other)
-        diffs = [mine[i] - theirs[i] for i in mine if i in theirs]
-        if other == label or not diffs:
-            continue
-        lines.append(f"| {other} | {sum(d > 0 for d in diffs)} / {len(diffs)} "
-                     f"| {signed(statistics.median(diffs))} | {signed(statistics.mean(diffs))} |")
+        stats = paired(records, task, label, other) if other != label else None
+        if stats:
+            lines.append(f"| {other} | " + " | ".join(stats) + " |")
+    return "\n".join(lines)
+
+
+def pairs_table(records, pairs):
+    lines = ["| task | " + " | ".join(f"{a} − {b}" for a, b in pairs) + " |",
+             "|---|" + "---|" * len(pairs)]
+    for task in ordered(r["task"] for r in records):
+        cells = [paired(records, task, a, b) for a, b in pairs]
+        lines.append(f"| {task} | " + " | ".join(", ".join(c) if c else "" for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -132,6 +149,7 @@ def main():
     parser.add_argument("--metric", choices=["psnr", "ssim"], default="psnr", help="for --glance")
     parser.add_argument("--labels", help="comma-separated columns, in order (default: all)")
     parser.add_argument("--against", metavar="LABEL", help="LABEL against every other, per image")
+    parser.add_argument("--pair", action="append", metavar="A:B", help="A minus B, per image")
     parser.add_argument("--versus", help="another run's results.jsonl: cells show the difference")
     args = parser.parse_args()
     records = load(args.records)
@@ -145,6 +163,15 @@ def main():
         labels = ordered(r["label"] for r in records)
     if args.against and args.against not in labels:
         parser.error(f"no finished records labelled {args.against}")
+    if args.pair:
+        if any(":" not in p for p in args.pair):
+            parser.error("--pair takes two labels as A:B")
+        pairs = [tuple(p.split(":", 1)) for p in args.pair]
+        unknown = ordered(x for p in pairs for x in p if x not in labels)
+        if unknown:
+            parser.error(f"--pair: no finished records labelled {', '.join(unknown)}")
+        print(pairs_table(records, pairs))
+        return
     if args.glance or args.versus:
         versus = load([args.versus]) if args.versus else None
         print(glance_table(records, labels, args.metric, versus))
