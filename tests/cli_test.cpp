@@ -1,4 +1,5 @@
-// The p2l binary end to end: `info`, `sample`, and one-line errors with a non-zero exit.
+// The p2l binary end to end: `info`, `sample`, `autoencode`, and one-line errors with a non-zero
+// exit.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -9,6 +10,9 @@
 #include "cli_runner.h"
 #include "goldens.h"
 #include "p2l/io/image.h"
+#include "p2l/io/json_file.h"
+#include "p2l/metrics/image_quality.h"
+#include "p2l/model/checkpoint.h"
 
 namespace p2l::test {
 namespace {
@@ -44,6 +48,50 @@ TEST(Cli, SampleWritesAPng) {
                   again.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(torch::equal(img, io::load_image(again.string())));
+}
+
+// `p2l autoencode` reports PSNR/SSIM of D(E(x)) per image — the same values as encoding and
+// decoding in process — and writes reconstructions that are D(E(x)) up to 8-bit rounding.
+TEST(Cli, AutoencodeReportsTheAutoencodersReconstruction) {
+  const auto dir = fs::path(::testing::TempDir()) / "p2l_autoencode";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "in");
+  torch::manual_seed(5);
+  // Two unlike images: a smooth ramp and noise.
+  const auto smooth = torch::linspace(-0.8, 0.8, 64).view({1, 1, 1, 64}).expand({1, 3, 64, 64});
+  io::save_png((dir / "in" / "a_smooth.png").string(), smooth);
+  io::save_png((dir / "in" / "b_noise.png").string(), torch::rand({1, 3, 64, 64}) * 2 - 1);
+  auto r = run_cli("autoencode -m " + Goldens::get().diffusers_dir() + " --threads 1 " +
+                   (dir / "in").string() + " -o " + (dir / "out").string() + " --json " +
+                   (dir / "ae.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto report = io::read_json((dir / "ae.json").string());
+  ASSERT_EQ(report["images"].size(), 2u);
+  auto sd = model::load_stable_diffusion(Goldens::get().diffusers_dir());
+  torch::NoGradGuard no_grad;
+  double mean = 0;
+  for (const auto& row : report["images"]) {
+    const auto name = row["image"].get<std::string>();
+    const auto x = io::load_image((dir / "in" / name).string());
+    const auto rec = sd.vae->decode_scaled(sd.vae->encode_mean(x));
+    EXPECT_NEAR(row["psnr"].get<double>(), metrics::psnr(rec, x), 1e-4) << name;
+    EXPECT_NEAR(row["ssim"].get<double>(), metrics::ssim(rec, x), 1e-5) << name;
+    EXPECT_GT(metrics::psnr(io::load_image((dir / "out" / name).string()), rec), 40.0) << name;
+    EXPECT_NE(r.out.find("| " + name + " |"), std::string::npos) << r.out;
+    mean += row["psnr"].get<double>() / 2;
+  }
+  EXPECT_NEAR(report["mean_psnr"].get<double>(), mean, 1e-9);
+  EXPECT_NE(r.out.find("| mean of 2 |"), std::string::npos) << r.out;
+
+  // A broken image and a size the autoencoder cannot take: one line naming the file.
+  std::ofstream(dir / "broken.png") << "not a png";
+  io::save_png((dir / "odd.png").string(), torch::zeros({1, 3, 30, 30}));
+  for (const auto* bad : {"broken.png", "odd.png"}) {
+    r = run_cli("autoencode -m " + Goldens::get().diffusers_dir() + " " + (dir / bad).string());
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_NE(r.err.find(bad), std::string::npos) << r.err;
+    EXPECT_LE(count_lines(r.err), 2) << r.err;
+  }
 }
 
 TEST(Cli, BadInputGivesOneLineErrorAndNonZeroExit) {

@@ -18,6 +18,7 @@ void add_demo_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
 void add_score_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_autoencode_command(CLI::App& app);
 
 // "cpu", "cuda", "cuda:1" → device; throws p2l::Error if unavailable.
 torch::Device parse_device(const std::string& name);
