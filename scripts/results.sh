@@ -3,7 +3,8 @@
 #   1. an evaluation set of 50 test-split emoji (`p2l train test-images`, needs
 #      scripts/fetch_emoji.sh's packages) and its OpenMoji renderings (scripts/fetch_openmoji.sh);
 #   2. emoji: all five tasks × all five methods, σ_y = 0.05, each method's defaults;
-#   3. openmoji: the cross-style run, all five tasks × all five methods;
+#   3. openmoji: the cross-style run, all five tasks × all five methods, and the autoencoder's
+#      reconstruction PSNR of both image sets (autoencode-emoji.json, autoencode-openmoji.json);
 #   4. emoji-ablation: P2L with prompt tuning only and with projection only on the emoji set (the
 #      same measurements: seeds derive from the image and the task; P2L with both is run 2's), and
 #      emoji-ablation-neither: P2L with both off (its own run: added after the first finished).
@@ -52,6 +53,10 @@ if [[ $which == emoji || $which == all ]]; then
   sharded_eval "$run/emoji" --images "$run/images/emoji"
 fi
 if [[ $which == openmoji || $which == all ]]; then
+  # The autoencoder's own reconstruction of both sets: the ceiling of every latent method.
+  for set in emoji openmoji; do
+    "$p2l" -q autoencode -m "$model" "$run/images/$set" --json "$run/autoencode-$set.json" >/dev/null
+  done
   sharded_eval "$run/openmoji" --images "$run/images/openmoji"
 fi
 if [[ $which == ablation || $which == all ]]; then
