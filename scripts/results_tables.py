@@ -108,8 +108,11 @@ def pairs_table(records, pairs):
 
 
 def mean(records, task, label, key):
-    values = [r[key] for r in records if r["task"] == task and (label is None or r["label"] == label)]
-    return statistics.mean(values) if values else None
+    """Mean of `key` over label's records of task; label None: over the task's images, each once
+    (the naive reconstruction's values, which every record of an image carries)."""
+    values = {(r["label"], r["image"]) if label else r["image"]: r[key] for r in records
+              if r["task"] == task and (label is None or r["label"] == label)}
+    return statistics.mean(values.values()) if values else None
 
 
 def glance_table(records, labels, metric="psnr", versus=None):
