@@ -25,6 +25,10 @@ many images it has the higher PSNR, and the median and mean of its PSNR minus th
 (repeatable) prints the same three numbers for label A minus label B, a column per pair and a
 row per task (an ablation's effect of one component with the other held fixed).
 
+--ceiling AUTOENCODE.json (from `p2l autoencode --json`) compares each column with the
+autoencoder's own reconstruction PSNR of the same images, per task: on how many images the
+method stays below it, the mean of both, and their correlation over the images.
+
 Shard files (results.shard-*.jsonl) may be given together; only finished jobs ("status": "ok")
 count, and a job recorded twice (a resumed shard) counts once.
 """
@@ -107,6 +111,20 @@ def pairs_table(records, pairs):
     return "\n".join(lines)
 
 
+def ceiling_table(records, task, ceiling):
+    lines = ["| method | images below D(E(x)) | mean PSNR | mean D(E(x)) PSNR | correlation |",
+             "|---|---|---|---|---|"]
+    for label in ordered(r["label"] for r in records if r["task"] == task):
+        rs = [r for r in records if r["task"] == task and r["label"] == label and r["image"] in ceiling]
+        if len(rs) < 2:
+            continue
+        mine, bound = [r["psnr"] for r in rs], [ceiling[r["image"]] for r in rs]
+        lines.append(f"| {label} | {sum(m < b for m, b in zip(mine, bound))} / {len(rs)} "
+                     f"| {statistics.mean(mine):.2f} | {statistics.mean(bound):.2f} "
+                     f"| {statistics.correlation(mine, bound):.2f} |")
+    return "\n".join(lines)
+
+
 def mean(records, task, label, key):
     """Mean of `key` over label's records of task; label None: over the task's images, each once
     (the naive reconstruction's values, which every record of an image carries)."""
@@ -153,6 +171,7 @@ def main():
     parser.add_argument("--labels", help="comma-separated columns, in order (default: all)")
     parser.add_argument("--against", metavar="LABEL", help="LABEL against every other, per image")
     parser.add_argument("--pair", action="append", metavar="A:B", help="A minus B, per image")
+    parser.add_argument("--ceiling", metavar="JSON", help="`p2l autoencode --json` of the images")
     parser.add_argument("--versus", help="another run's results.jsonl: cells show the difference")
     args = parser.parse_args()
     records = load(args.records)
@@ -181,6 +200,12 @@ def main():
         return
     for task in ordered(r["task"] for r in records):
         if args.task and task != args.task:
+            continue
+        if args.ceiling:
+            with open(args.ceiling) as f:
+                ceiling = {row["image"]: row["psnr"] for row in json.load(f)["images"]}
+            print(f"### {task}: against the autoencoder's reconstruction of the same images\n")
+            print(ceiling_table(records, task, ceiling) + "\n")
             continue
         if args.against:
             print(f"### {task}: {args.against} against the others, image by image\n")
