@@ -58,8 +58,8 @@ def ordered(values):
     return out
 
 
-def signed(x):
-    return f"{x:+.2f}".replace("-", "−")
+def signed(x, digits=2):
+    return f"{x:+.{digits}f}".replace("-", "−")
 
 
 def task_table(records, task):
@@ -143,7 +143,7 @@ def glance_table(records, labels, metric="psnr", versus=None):
         if value == best:
             text = f"**{text}**"
         if other is not None:
-            text += " (" + f"{value - other:+.{digits}f}".replace("-", "−") + ")"
+            text += f" ({signed(value - other, digits)})"
         return text
 
     def other(task, label, key):
@@ -175,35 +175,38 @@ def main():
     parser.add_argument("--versus", help="another run's results.jsonl: cells show the difference")
     args = parser.parse_args()
     records = load(args.records)
+
+    def require(names, option=""):
+        unknown = ordered(name for name in names if name not in {r["label"] for r in records})
+        if unknown:
+            parser.error(f"{option}no finished records labelled {', '.join(unknown)}")
+
     if args.labels:
         labels = args.labels.split(",")
-        missing = [label for label in labels if label not in {r["label"] for r in records}]
-        if missing:
-            parser.error(f"no finished records labelled {', '.join(missing)}")
+        require(labels)
         records = [r for r in records if r["label"] in labels]
     else:
         labels = ordered(r["label"] for r in records)
-    if args.against and args.against not in labels:
-        parser.error(f"no finished records labelled {args.against}")
+    if args.against:
+        require([args.against])
     if args.pair:
         if any(":" not in p for p in args.pair):
             parser.error("--pair takes two labels as A:B")
         pairs = [tuple(p.split(":", 1)) for p in args.pair]
-        unknown = ordered(x for p in pairs for x in p if x not in labels)
-        if unknown:
-            parser.error(f"--pair: no finished records labelled {', '.join(unknown)}")
+        require([x for p in pairs for x in p], "--pair: ")
         print(pairs_table(records, pairs))
         return
     if args.glance or args.versus:
         versus = load([args.versus]) if args.versus else None
         print(glance_table(records, labels, args.metric, versus))
         return
+    if args.ceiling:
+        with open(args.ceiling) as f:
+            ceiling = {row["image"]: row["psnr"] for row in json.load(f)["images"]}
     for task in ordered(r["task"] for r in records):
         if args.task and task != args.task:
             continue
         if args.ceiling:
-            with open(args.ceiling) as f:
-                ceiling = {row["image"]: row["psnr"] for row in json.load(f)["images"]}
             print(f"### {task}: against the autoencoder's reconstruction of the same images\n")
             print(ceiling_table(records, task, ceiling) + "\n")
             continue
