@@ -6,6 +6,9 @@
 #include <random>
 #include <vector>
 
+// LibTorch 2.x no longer brings torch::linalg in with torch/torch.h.
+#include <torch/linalg.h>
+
 #include "p2l/error.h"
 
 namespace p2l::metrics {
