@@ -6,9 +6,6 @@
 #include <random>
 #include <vector>
 
-// LibTorch 2.x no longer brings torch::linalg in with torch/torch.h.
-#include <torch/linalg.h>
-
 #include "p2l/error.h"
 
 namespace p2l::metrics {
@@ -39,8 +36,9 @@ void require_same_dimension(int64_t a, int64_t b, const char* who) {
 // Only the eigenvectors of S1 above the numerical-rank tolerance (numpy.linalg.matrix_rank's:
 // λ_max · D · ε) are kept: the others are rounding noise around 0, and a covariance of N < D
 // features has rank N − 1, which makes the second eigen-problem N × N instead of D × D.
+// ATen's linalg_* functions, not torch::linalg:: (the C++ frontend header is gone in LibTorch 2.11).
 double trace_sqrt_of_product(const torch::Tensor& s1, const torch::Tensor& s2) {
-  auto [values, vectors] = torch::linalg::eigh(s1, "L");
+  auto [values, vectors] = torch::linalg_eigh(s1, "L");
   const double tolerance = values.max().item<double>() * static_cast<double>(s1.size(0)) *
                            std::numeric_limits<double>::epsilon();
   const auto kept = torch::nonzero(values > tolerance).flatten();
@@ -50,7 +48,7 @@ double trace_sqrt_of_product(const torch::Tensor& s1, const torch::Tensor& s2) {
   auto m =
       torch::matmul(torch::matmul(basis.t(), s2), basis) * root.unsqueeze(0) * root.unsqueeze(1);
   m = (m + m.t()) / 2;  // symmetric up to rounding; eigvalsh reads one triangle only
-  return torch::linalg::eigvalsh(m, "L").clamp_min(0).sqrt().sum().item<double>();
+  return torch::linalg_eigvalsh(m, "L").clamp_min(0).sqrt().sum().item<double>();
 }
 
 // `count` distinct indices of [0, n), uniformly: the first `count` steps of a Fisher–Yates
