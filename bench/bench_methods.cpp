@@ -19,6 +19,7 @@
 
 #if P2L_BENCH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #endif
 
 #include <algorithm>
@@ -205,11 +206,18 @@ double status_mib(const std::string& field) {
 
 // Hands freed heap back to the system and restarts the peak-RSS count (VmHWM) at the current
 // RSS, so that each method's peak is its own (Linux: "5" in clear_refs).
+#if P2L_BENCH_CUDA
+// "cuda" without an index is the current device; the allocator wants the index itself.
+c10::DeviceIndex cuda_index(const torch::Device& device) {
+  return device.has_index() ? device.index() : c10::cuda::current_device();
+}
+#endif
+
 void reset_peak_memory(const torch::Device& device) {
   malloc_trim(0);
   std::ofstream("/proc/self/clear_refs") << "5";
 #if P2L_BENCH_CUDA
-  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(cuda_index(device));
 #else
   (void)device;
 #endif
@@ -218,7 +226,7 @@ void reset_peak_memory(const torch::Device& device) {
 double cuda_peak_mib(const torch::Device& device) {
 #if P2L_BENCH_CUDA
   if (device.is_cuda()) {
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(cuda_index(device));
     return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0);  // aggregate
   }
 #else
@@ -339,6 +347,8 @@ MethodCost run_method(const Bench& b, const std::string& method, int64_t steps, 
                     c.decoder_backward / n, c.encoder_forward / n, c.encoder_backward / n,
                     c.operator_forward / n};
     }
+  } catch (const c10::Error& e) {
+    cost.error = e.what_without_backtrace();  // one line in the table, not LibTorch's stack
   } catch (const std::exception& e) {
     cost.error = e.what();
   }

@@ -9,7 +9,12 @@
 # Logs and results go to OUT (default runs/gpu-check). Every phase has a time limit, so a slow or
 # broken phase still leaves the others' results.
 #
-#   scripts/gpu_check.sh   (environment: OUT, TORCH_DIR, DEPS_TAR, GOLDENS, IMAGES, EVAL_S, BENCH_S, TEST_S)
+#   scripts/gpu_check.sh   (environment: OUT, TORCH_DIR, DEPS_TAR, GOLDENS, IMAGES, PHASES,
+#                           BUILD_S, EVAL_S, BENCH_S, TEST_S, BACKTRACE)
+#
+# PHASES picks phases after the build (default "cuda-test eval bench tests"); BACKTRACE="A B"
+# runs those gtest names under cuda-gdb (a debugger that also works on code without GPU kernels)
+# and prints where they stop, for a test that crashes only there.
 #
 # DEPS_TAR: a .tar.xz of a usr/ prefix holding the build's other dependencies (nlohmann-json,
 # yaml-cpp, CLI11, ICU, GoogleTest, stb) for a machine where they cannot be installed; made on
@@ -50,28 +55,46 @@ fi
 say built
 
 export P2L_GOLDENS=${GOLDENS:-${P2L_GOLDENS:-../shared/goldens}}
-say "CUDA operator test"
-./build-gpu/tests/p2l_tests --gtest_filter='OperatorDevice.*' 2>&1 | tail -6
+phases=" ${PHASES:-cuda-test eval bench tests} "
+want() { [[ $phases == *" $1 "* ]]; }
+
+for test in ${BACKTRACE:-}; do
+  say "backtrace of $test"
+  cuda-gdb -q -batch -ex run -ex bt \
+    --args ./build-gpu/tests/p2l_tests --gtest_filter="$test" 2>&1 |
+    grep -E '^#|signal|SIG|Failure|max |\[ +(RUN|OK|FAILED)' | head -40
+done
+
+if want cuda-test; then
+  say "CUDA operator test"
+  ./build-gpu/tests/p2l_tests --gtest_filter='OperatorDevice.*' 2>&1 | tail -6
+fi
 
 images=${IMAGES:-models/emoji-64/test_images}
-say "eval --device cuda on $images"
-rm -rf /tmp/p2l-eval-cuda
-start=$(date +%s)
-for i in 0 1 2 3; do
-  timeout "${EVAL_S:-150}" ./build-gpu/p2l -q eval -m models/emoji-64 --images "$images" \
-    --device cuda -o /tmp/p2l-eval-cuda --shard "$i/4" &
-done
-wait
-echo "eval wall $(($(date +%s) - start)) s"
-cat /tmp/p2l-eval-cuda/results.shard-*.jsonl >"$out/eval-cuda.jsonl" 2>/dev/null
-echo "jobs done: $(wc -l <"$out/eval-cuda.jsonl")"
+if want eval; then
+  say "eval --device cuda on $images"
+  rm -rf /tmp/p2l-eval-cuda
+  start=$(date +%s)
+  for i in 0 1 2 3; do
+    timeout "${EVAL_S:-150}" ./build-gpu/p2l -q eval -m models/emoji-64 --images "$images" \
+      --device cuda -o /tmp/p2l-eval-cuda --shard "$i/4" &
+  done
+  wait
+  echo "eval wall $(($(date +%s) - start)) s"
+  cat /tmp/p2l-eval-cuda/results.shard-*.jsonl >"$out/eval-cuda.jsonl" 2>/dev/null
+  echo "jobs done: $(wc -l <"$out/eval-cuda.jsonl")"
+fi
 
-say "bench --device cuda"
-timeout "${BENCH_S:-150}" ./build-gpu/bench/bench_methods --device cuda --peak-size 8192 \
-  --sd 256,512 --check-flops >"$out/bench-cuda.txt" 2>&1
-echo "bench rc $?"; tail -30 "$out/bench-cuda.txt"
+if want bench; then
+  say "bench --device cuda"
+  timeout "${BENCH_S:-150}" ./build-gpu/bench/bench_methods --device cuda --peak-size 8192 \
+    --sd 256,512 --check-flops >"$out/bench-cuda.txt" 2>&1
+  echo "bench rc $?"; tail -30 "$out/bench-cuda.txt"
+fi
 
-say "test suite"
-(cd build-gpu && timeout "${TEST_S:-150}" ctest -j "$((nproc_ / 2))" --output-on-failure) >"$out/ctest.log" 2>&1
-grep -E 'tests passed|tests failed|\(Failed\)|\(Timeout\)|\(SEGFAULT\)|\(Subprocess' "$out/ctest.log" | head -30
+if want tests; then
+  say "test suite"
+  (cd build-gpu && timeout "${TEST_S:-150}" ctest -j "$((nproc_ / 2))" --output-on-failure) >"$out/ctest.log" 2>&1
+  grep -E 'tests passed|tests failed|\*\*\*' "$out/ctest.log" | grep -v Disabled | head -30
+fi
 say done

@@ -100,7 +100,7 @@ TEST(Cli, BadInputGivesOneLineErrorAndNonZeroExit) {
       {"sample -m /nonexistent/model -p x", "/nonexistent/model"},
       {"sample -m " + model + " -W 60 -H 64", "multiples"},
       {"sample -m " + model + " --steps 0", "--steps"},
-      {"sample -m " + model + " --device cuda:7", "--device"},
+      {"sample -m " + model + " --device cuda:99", "--device"},  // no such GPU, or no CUDA
       {"sample -m " + model + " --eta 2", "--eta"},
       {"info " + fs::path(::testing::TempDir()).string(), "not a model"},
       {"frobnicate", "frobnicate"},

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -39,6 +40,15 @@ class Goldens {
                : 0.0;
   }
   std::string diffusers_dir() const { return dir_ + "/diffusers"; }
+  // Whether this LibTorch has the major.minor version the goldens were computed with
+  // (goldens.json "versions"."torch"): only then can float32 results be bit-identical.
+  bool same_torch_version() const {
+    if (!meta_.contains("versions") || !meta_["versions"].contains("torch")) return false;
+    const std::string theirs = meta_["versions"]["torch"].get<std::string>();
+    const std::string ours =
+        std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + ".";
+    return theirs.rfind(ours, 0) == 0;
+  }
   // The single file of the original layout (the one *.safetensors beside a *.yaml).
   std::string single_file() const { return single_file_; }
 

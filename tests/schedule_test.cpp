@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <limits>
 
 #include "goldens.h"
 #include "p2l/diffusion/schedule.h"
@@ -19,8 +20,14 @@ TEST(Schedule, BetasAndAlphasCumprod) {
   const auto s = golden_schedule();
   EXPECT_TRUE(matches_golden(s.betas(), "ddim.betas"));
   EXPECT_TRUE(matches_golden(s.alphas_cumprod(), "ddim.alphas_cumprod"));
-  // Computed in float32 in diffusers' order, the schedule is bit-identical.
-  EXPECT_TRUE(torch::equal(s.alphas_cumprod(), Goldens::get().tensor("ddim.alphas_cumprod")));
+  // Computed in float32 in diffusers' order, the schedule is bit-identical on the goldens'
+  // LibTorch; another version rounds linspace/cumprod its own way (2.11: 6e-8 at most, 1 ulp).
+  const auto want = Goldens::get().tensor("ddim.alphas_cumprod");
+  const double max_diff = (s.alphas_cumprod() - want).abs().max().item<double>();
+  if (Goldens::get().same_torch_version())
+    EXPECT_TRUE(torch::equal(s.alphas_cumprod(), want)) << "max |got - want| = " << max_diff;
+  else
+    EXPECT_LE(max_diff, 2.0 * std::numeric_limits<float>::epsilon());
 }
 
 TEST(Schedule, LeadingTimesteps) {

@@ -17,6 +17,11 @@ torch::Device parse_device(const std::string& name) {
     torch::Device device(name);
     if (device.is_cuda() && !torch::cuda::is_available())
       throw Error("--device " + name + ": CUDA is not available in this build or machine");
+    // Checked here: LibTorch's own message ("invalid device ordinal") names no flag.
+    const auto count = device.is_cuda() ? torch::cuda::device_count() : 0;
+    if (device.is_cuda() && device.has_index() && static_cast<size_t>(device.index()) >= count)
+      throw Error("--device " + name + ": this machine has " + std::to_string(count) +
+                  " CUDA device(s), cuda:0 to cuda:" + std::to_string(count - 1));
     return device;
   } catch (const c10::Error&) {
     throw Error("--device: unknown device '" + name + "' (use cpu, cuda or cuda:N)");
