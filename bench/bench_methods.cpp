@@ -680,9 +680,10 @@ int main(int argc, char** argv) try {
   std::printf(
       "\nMatrix-multiply peak (float32 %lld², best of %d): %.1f GFLOP/s with the BLAS "
       "threads of this run, %.1f GFLOP/s with %d BLAS threads; a 3×3 convolution "
-      "256 → 256 at 64² (oneDNN): %.1f GFLOP/s. \"%% of peak\" below is of the larger, "
+      "256 → 256 at 64² (%s): %.1f GFLOP/s. \"%% of peak\" below is of the larger, "
       "%.1f GFLOP/s.\n",
-      static_cast<long long>(o.peak_size), reps, as_run, gemm, threads, conv, peak);
+      static_cast<long long>(o.peak_size), reps, as_run, gemm, threads,
+      device.is_cuda() ? "cuDNN, TF32 allowed as LibTorch's default" : "oneDNN", conv, peak);
   std::fflush(stdout);
 
   if (o.bundled) {
