@@ -9,6 +9,7 @@
 
 #include "cli_runner.h"
 #include "p2l/io/image.h"
+#include "p2l/io/safetensors.h"
 #include "scratch_dir.h"
 
 namespace p2l::test {
@@ -103,6 +104,46 @@ TEST_F(TrainTestImages, BadInputIsOneLineError) {
                         "--images-out");
   expect_one_line_error(run_p2l(args("2", "nowhere")),
                         "fetch_emoji.sh");
+}
+
+// A new text encoder and UNet for the shipped autoencoder (`--autoencoder-from`), with the
+// UNet stage's options, trained for two steps on the made-up images and exported.
+TEST_F(TrainTestImages, UnetOnAShippedAutoencoder) {
+  const auto model = fs::path(P2L_MODELS_DIR) / "emoji-64";
+  const std::string common = " --data " + (root_ / "cache").string() + " --split " +
+                             (root_ / "split.txt").string() + " --run " + (root_ / "run").string() +
+                             " --autoencoder-from " + model.string();
+  const auto trained = run_p2l("train unet" + common +
+                               " --unet-steps 2 --unet-batch 2 --monitor-every 0 --unet-mirror "
+                               "--unet-snr-gamma 5");
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  std::ifstream in(root_ / "run" / "unet.json");
+  const auto record = nlohmann::json::parse(in);
+  EXPECT_EQ(record["mirror"], true);
+  EXPECT_EQ(record["snr_gamma"], 5.0);
+  EXPECT_EQ(record["steps"], 2);
+
+  const auto exported = run_p2l("train export" + common + " --out " + (root_ / "model").string());
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  // The autoencoder and tokenizer are the shipped ones, byte for byte.
+  for (const auto* file : {"vae/diffusion_pytorch_model.safetensors", "tokenizer/vocab.json",
+                           "tokenizer/merges.txt"})
+    EXPECT_EQ(slurp(root_ / "model" / file), slurp(model / file)) << file;
+  // The UNet is the one trained here, not the shipped one.
+  io::SafeTensorsFile ours((root_ / "model" / "unet" / "diffusion_pytorch_model.safetensors").string());
+  io::SafeTensorsFile shipped((model / "unet" / "diffusion_pytorch_model.safetensors").string());
+  const std::string name = "conv_in.weight";
+  EXPECT_FALSE(torch::equal(ours.load(name), shipped.load(name)));
+}
+
+TEST_F(TrainTestImages, UnetOptionErrorsAreOneLine) {
+  expect_one_line_error(run_p2l("train vae --autoencoder-from " +
+                                (fs::path(P2L_MODELS_DIR) / "emoji-64").string()),
+                        "--autoencoder-from is for the unet and export stages");
+  expect_one_line_error(run_p2l("train unet --unet-snr-gamma -1"), "--unet-snr-gamma");
+  expect_one_line_error(run_p2l("train unet --run " + (root_ / "run").string() +
+                                " --autoencoder-from " + (root_ / "no-model").string()),
+                        "no-model");
 }
 
 }  // namespace

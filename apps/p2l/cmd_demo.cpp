@@ -52,7 +52,7 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--tasks", a->tasks, "Tasks (" + ops::task_names() + ")")->delimiter(',');
   cmd->add_option("--methods", a->methods, "Methods")->delimiter(',');
   cmd->add_option("--steps", a->steps, "DDIM steps for every method (default: each method's)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--noise", a->noise, "Gaussian measurement noise σ_y")->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", a->seed, "Seed of the measurements and the solvers");
   cmd->add_option("-o,--output", a->output, "Montage PNG (a JSON with the table is written beside)");

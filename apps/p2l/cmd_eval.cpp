@@ -83,7 +83,7 @@ void add_eval_command(CLI::App& app) {
                   "NAME=METHOD:key=value,... an extra column, e.g. p2l-neither=p2l:projection=0,"
                   "prompt-tuning=0 (repeatable)");
   cmd->add_option("--steps", a->steps, "DDIM steps for every method (default: each method's)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--noise", a->noise, "Gaussian measurement noise σ_y")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", a->seed,

@@ -70,7 +70,7 @@ void add_restore_command(CLI::App& app) {
                   "Clean image for PSNR/SSIM (default: the measurement's source image)");
   cmd->add_option("--preview-every", a->preview_every,
                   "Write D(z0) every N steps to OUT.preview/ (0 = never)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--config", a->config, "Original-layout YAML for a single file");
   cmd->add_option("--tokenizer", a->tokenizer, "Folder with vocab.json and merges.txt");
   cmd->add_option("--device", a->device, "cpu, cuda or cuda:N");

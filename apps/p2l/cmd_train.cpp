@@ -4,6 +4,7 @@
 // Each stage writes into the run folder and resumes from its checkpoints when run again.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -16,6 +17,7 @@
 #include "p2l/io/json_file.h"
 #include "p2l/io/image.h"
 #include "p2l/log.h"
+#include "p2l/metrics/emoji_features.h"
 #include "p2l/model/checkpoint.h"
 #include "p2l/progress.h"
 #include "p2l/train/bpe_trainer.h"
@@ -51,6 +53,10 @@ struct TrainArgs {
   int sample_steps = 50;
   double sample_cfg = 5.0;
   int64_t unet_snapshot = 0;  // export: a monitor snapshot's step instead of the final weights
+  int recognition_samples = 48;  // report: samples per split classified by FD-emoji
+  std::string fd_emoji;          // report: the FD-emoji network ("" = <out>/fd_emoji)
+  // unet, export: a model folder whose autoencoder and tokenizer replace the run folder's.
+  std::string autoencoder_from;
   int64_t count = 50;      // test-images
   std::string images_out;  // test-images
 };
@@ -155,8 +161,26 @@ void stage_tokenizer(const TrainArgs& a) {
             << " merges -> " << dir.string() << "\n";
 }
 
-// The model as configured for the emoji data, with the trained VAE (and tokenizer) loaded.
+fs::path tokenizer_dir(const TrainArgs& a) {
+  return a.autoencoder_from.empty() ? fs::path(a.run) / "tokenizer"
+                                    : fs::path(a.autoencoder_from) / "tokenizer";
+}
+
+// The model as configured for the emoji data, with the trained VAE (and tokenizer) loaded: the
+// run folder's, or with --autoencoder-from those of a model folder (a new text encoder and UNet
+// for a shipped autoencoder, without its two training stages).
 model::StableDiffusion emoji_model(const TrainArgs& a) {
+  if (!a.autoencoder_from.empty()) {
+    const auto base = model::load_stable_diffusion(a.autoencoder_from);
+    if (!base.tokenizer) throw Error(a.autoencoder_from + ": --autoencoder-from needs a tokenizer/ folder");
+    model::ModelConfig config = base.config;
+    config.text = train::emoji_text_config(static_cast<int64_t>(base.tokenizer->vocab_size()));
+    config.unet = train::emoji_unet_config(config.text.hidden_size);
+    auto sd = model::StableDiffusion::create(config);
+    sd.tokenizer = base.tokenizer;
+    sd.vae = base.vae;
+    return sd;
+  }
   const auto tokenizer = std::make_shared<const model::ClipTokenizer>(
       model::ClipTokenizer::from_directory((fs::path(a.run) / "tokenizer").string()));
   model::ModelConfig config;
@@ -175,8 +199,8 @@ void stage_unet(const TrainArgs& a) {
   const auto items = train::list_emoji(a.data);
   const auto tests = test_bases(a);
   const auto train_set = train::load_emoji_split(items, tests, false);
-  const auto latents =
-      train::encode_latents(sd.vae, train_set, *sd.tokenizer, sd.config.text.max_positions);
+  const auto latents = train::encode_latents(sd.vae, train_set, *sd.tokenizer,
+                                              sd.config.text.max_positions, a.unet.mirror);
   // The over-fitting watch: the report's train/test loss protocol on smaller subsets, with a
   // snapshot of the EMA weights at each point, logged to unet-monitor.jsonl.
   const auto monitor_train = train::encode_latents(
@@ -213,6 +237,7 @@ void stage_unet(const TrainArgs& a) {
                   {{"steps", a.unet.steps}, {"batch", a.unet.batch}, {"lr", a.unet.lr},
                    {"schedule_steps", a.unet.schedule_steps},
                    {"caption_dropout", a.unet.caption_dropout}, {"dropout", a.unet.dropout},
+                   {"mirror", a.unet.mirror}, {"snr_gamma", a.unet.snr_gamma},
                    {"seconds", progress.elapsed_seconds()}});
 }
 
@@ -220,7 +245,7 @@ void stage_export(const TrainArgs& a) {
   auto sd = emoji_model(a);
   // The decoder stage's autoencoder: same encoder (so the same latents), sharper decoder.
   const auto tuned = fs::path(a.run) / "decoder.safetensors";
-  if (fs::exists(tuned)) model::load_module_weights(*sd.vae, tuned.string());
+  if (a.autoencoder_from.empty() && fs::exists(tuned)) model::load_module_weights(*sd.vae, tuned.string());
   // The UNet stage's final EMA weights, or one of its monitor snapshots (early stopping).
   const auto weights = [&](const std::string& name) {
     if (a.unet_snapshot <= 0) return (fs::path(a.run) / (name + ".safetensors")).string();
@@ -233,7 +258,7 @@ void stage_export(const TrainArgs& a) {
   model::load_module_weights(*sd.unet, weights("unet"));
   model::load_module_weights(*sd.text_encoder, weights("text_encoder"));
   // F16 storage halves the size; p2l computes in float32.
-  model::save_diffusers(sd, a.out, torch::kHalf, (fs::path(a.run) / "tokenizer").string());
+  model::save_diffusers(sd, a.out, torch::kHalf, tokenizer_dir(a).string());
   // A few held-out images (different base emoji, alternating styles) for tests and the demo.
   const auto items = train::list_emoji(a.data);
   const auto tests = test_bases(a);
@@ -307,6 +332,30 @@ void stage_test_images(const TrainArgs& a) {
             << dir.string() << "\n";
 }
 
+// One sample per caption (50 DDIM steps, the report's guidance; seed = position), decoded in
+// [-1, 1]: [N, 3, H, W].
+torch::Tensor sample_captions(model::StableDiffusion& sd, const std::vector<std::string>& captions,
+                              const TrainArgs& a, const std::string& what) {
+  std::vector<torch::Tensor> images;
+  Progress progress(what, static_cast<int64_t>(captions.size()));
+  for (size_t i = 0; i < captions.size(); ++i) {
+    diffusion::TextToImageOptions o;
+    o.prompt = captions[i];
+    o.steps = a.sample_steps;
+    o.cfg_scale = a.sample_cfg;
+    o.seed = i;
+    o.width = o.height = sd.config.unet.sample_size * sd.config.vae.downsampling_factor();
+    images.push_back(diffusion::text_to_image(sd, o).decoded.clamp(-1, 1));
+    progress.update(static_cast<int64_t>(i) + 1);
+  }
+  progress.finish();
+  return torch::cat(images, 0);
+}
+
+nlohmann::json accuracy_json(const train::Accuracy& acc) {
+  return {{"counted", acc.counted}, {"excluded", acc.excluded}, {"top1", acc.top1}, {"top5", acc.top5}};
+}
+
 void stage_report(const TrainArgs& a) {
   auto sd = model::load_stable_diffusion(a.out);
   const auto items = train::list_emoji(a.data);
@@ -328,19 +377,9 @@ void stage_report(const TrainArgs& a) {
   report["denoising_loss_test"] = train::denoising_loss(sd, lat_test, 7);
   // A grid of samples for test-split captions (one per base emoji, spread over the split).
   const auto captions = train::spread_distinct_captions(test_set.items, a.samples);
+  const auto grid = sample_captions(sd, captions, a, "samples");
   std::vector<torch::Tensor> tiles;
-  Progress progress("samples", static_cast<int64_t>(captions.size()));
-  for (size_t i = 0; i < captions.size(); ++i) {
-    diffusion::TextToImageOptions o;
-    o.prompt = captions[i];
-    o.steps = a.sample_steps;
-    o.cfg_scale = a.sample_cfg;
-    o.seed = i;
-    o.width = o.height = sd.config.unet.sample_size * sd.config.vae.downsampling_factor();
-    tiles.push_back(diffusion::text_to_image(sd, o).decoded.clamp(-1, 1));
-    progress.update(static_cast<int64_t>(i) + 1);
-  }
-  progress.finish();
+  for (int64_t i = 0; i < grid.size(0); ++i) tiles.push_back(grid.slice(0, i, i + 1));
   const int64_t cols = 4;
   std::vector<torch::Tensor> rows;
   for (size_t r = 0; r * cols < tiles.size(); ++r) {
@@ -355,6 +394,37 @@ void stage_report(const TrainArgs& a) {
   report["sample_captions"] = captions;
   report["sample_cfg_scale"] = a.sample_cfg;
   report["sample_steps"] = a.sample_steps;
+  // Recognisability, measured: does the FD-emoji classifier see the captions' sub-categories
+  // in samples (one per base emoji, spread over each split), as it does in the real test images?
+  const auto fd_path = a.fd_emoji.empty() ? (fs::path(a.out) / "fd_emoji").string() : a.fd_emoji;
+  if (a.recognition_samples > 0) {
+    auto net = metrics::load_emoji_feature_net(fd_path);
+    // The class names the network was trained with, in its output order.
+    const auto classes =
+        read_json_file(fs::path(fd_path) / "config.json").at("classes").get<std::vector<std::string>>();
+    if (!std::is_sorted(classes.begin(), classes.end()))
+      throw Error(fd_path + "/config.json: the class names are not sorted");
+    if (static_cast<int64_t>(classes.size()) != net->classes())
+      throw Error(fd_path + "/config.json: " + std::to_string(classes.size()) +
+                  " class names for a network with " + std::to_string(net->classes()) + " classes");
+    const auto train_full = train::load_emoji_split(items, tests, false);
+    nlohmann::json recognition;
+    recognition["protocol"] =
+        "FD-emoji sub-category classification of one sample per base emoji (spread over the "
+        "split, seed = position; the grid's steps and guidance); 'test_images' = the same "
+        "classifier on the real test images";
+    recognition["classifier"] = fd_path;
+    recognition["test_images"] = accuracy_json(train::classification_accuracy(
+        net, test_set, train::subcategory_labels(test_set, classes)));
+    for (const auto& [name, set] : {std::pair{"test_captions", &test_set},
+                                    std::pair{"train_captions", &train_full}}) {
+      const auto chosen = train::spread_distinct_captions(set->items, a.recognition_samples);
+      recognition[name] = accuracy_json(train::classification_accuracy(
+          net, sample_captions(sd, chosen, a, name), train::subcategory_labels(chosen, classes)));
+      recognition[name]["captions"] = chosen;
+    }
+    report["sample_recognition"] = recognition;
+  }
   write_json_file(fs::path(a.out) / "report.json", report);
   std::cout << report.dump(2) << "\n";
 }
@@ -479,12 +549,26 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--unet-lr", a->unet.lr, "UNet learning rate")->check(CLI::PositiveNumber);
   cmd->add_option("--unet-schedule-steps", a->unet.schedule_steps,
                   "Length of the UNet's cosine learning-rate schedule (0 = --unet-steps)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--unet-dropout", a->unet.dropout, "UNet residual-block dropout")
       ->check(CLI::Range(0.0, 0.9));
+  cmd->add_flag("--unet-mirror", a->unet.mirror,
+                "Mirror augmentation: half of the mirrorable images (no symbols, flags, clocks, "
+                "directions) drawn left-right flipped");
+  cmd->add_option("--unet-snr-gamma", a->unet.snr_gamma,
+                  "Min-SNR-γ loss weighting (0 = plain ε-MSE)")
+      ->check(non_negative());
+  cmd->add_option("--autoencoder-from", a->autoencoder_from,
+                  "unet, export: take the autoencoder and tokenizer of this model folder instead "
+                  "of the run folder's");
+  cmd->add_option("--recognition-samples", a->recognition_samples,
+                  "Samples per split classified by FD-emoji (report; 0 = none)")
+      ->check(non_negative());
+  cmd->add_option("--fd-emoji", a->fd_emoji,
+                  "FD-emoji network for the report's recognition (default <out>/fd_emoji)");
   cmd->add_option("--monitor-every", a->unet.monitor_every,
                   "UNet steps between train/test loss checks and EMA snapshots (0 = none)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--features-steps", a->features.steps, "FD-emoji network training steps")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--features-batch", a->features.batch, "FD-emoji network batch size")
@@ -496,10 +580,10 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--samples", a->samples, "Sample grid size (report)");
   cmd->add_option("--sample-cfg", a->sample_cfg, "Sample grid guidance scale (report)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--unet-snapshot", a->unet_snapshot,
                   "Export the UNet and text encoder of this step's monitor snapshot (early stopping)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative());
   cmd->add_option("--count", a->count, "Images (test-images): base emoji of the test split")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--images-out", a->images_out, "Output folder (test-images)");
@@ -516,6 +600,8 @@ void add_train_command(CLI::App& app) {
         a->vae.checkpoint_every;
     const auto& s = a->stage;
     const bool all = s == "all";
+    if (!a->autoencoder_from.empty() && s != "unet" && s != "export")
+      throw Error("train " + s + ": --autoencoder-from is for the unet and export stages");
     if (s == "split" || (all && !fs::exists(a->split))) stage_split(*a);
     if (s == "vae" || all) stage_vae(*a);
     if (s == "decoder" || all) stage_decoder(*a);

@@ -20,6 +20,22 @@ void add_score_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_autoencode_command(CLI::App& app);
 
+// A number ≥ 0. (CLI11's NonNegativeNumber says "not in range 0 to" DBL_MAX written out in
+// full, 300 digits.)
+inline CLI::Validator non_negative() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        try {
+          size_t used = 0;
+          const double v = std::stod(value, &used);
+          if (used == value.size() && v >= 0) return "";
+        } catch (const std::exception&) {
+        }
+        return "must be a number ≥ 0, not '" + value + "'";
+      },
+      "NUMBER ≥ 0");
+}
+
 // "cpu", "cuda", "cuda:1" → device; throws p2l::Error if unavailable.
 torch::Device parse_device(const std::string& name);
 

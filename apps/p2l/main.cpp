@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   int threads = 0;
   bool verbose = false, quiet = false;
   app.add_option("--threads", threads, "CPU threads for LibTorch (default: all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(p2l::cli::non_negative());
   app.add_flag("-v,--verbose", verbose, "Debug messages (e.g. ignored checkpoint tensors)");
   app.add_flag("-q,--quiet", quiet, "Only errors");
   app.parse_complete_callback([&] {
@@ -74,7 +74,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // One line, as for every other error.
+    const std::string help =
+        argc > 1 && argv[1][0] != '-' ? "p2l " + std::string(argv[1]) + " --help" : "p2l --help";
+    std::cerr << "p2l: error: " << e.what() << " (see " << help << ")\n";
+    return e.get_exit_code();
   } catch (const p2l::Error& e) {
     std::cerr << "p2l: error: " << e.what() << "\n";
     return 1;

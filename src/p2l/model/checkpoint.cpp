@@ -725,7 +725,9 @@ void save_diffusers(StableDiffusion& model, const std::string& dir_path, torch::
   if (!tokenizer_source_dir.empty()) {
     fs::create_directories(dir / "tokenizer");
     for (const char* name : {"vocab.json", "merges.txt"})
-      fs::copy_file(fs::path(tokenizer_source_dir) / name, dir / "tokenizer" / name,
+      if (!fs::exists(dir / "tokenizer" / name) ||
+          !fs::equivalent(fs::path(tokenizer_source_dir) / name, dir / "tokenizer" / name))
+        fs::copy_file(fs::path(tokenizer_source_dir) / name, dir / "tokenizer" / name,
                     fs::copy_options::overwrite_existing);
   }
 }

@@ -63,6 +63,19 @@ uint64_t fnv1a(const std::string& s) {
 
 }  // namespace
 
+bool is_mirrorable(const std::string& category, const std::string& subcategory,
+                   const std::string& name) {
+  // Symbols and flags hold letters, digits, arrows and emblems; clocks and banknotes read
+  // one way round.
+  if (category == "Symbols" || category == "Flags") return false;
+  if (subcategory == "time" || subcategory == "money" || subcategory == "book paper") return false;
+  std::string padded = " " + name + " ";
+  for (const char* word : {" left ", " right ", " leftwards ", " rightwards ", " clockwise ",
+                           " anticlockwise ", " counterclockwise "})
+    if (padded.find(word) != std::string::npos) return false;
+  return true;
+}
+
 std::vector<EmojiItem> list_emoji(const std::string& cache_dir) {
   std::vector<EmojiItem> items;
   for (const auto& style : kStyles) {
@@ -85,6 +98,7 @@ std::vector<EmojiItem> list_emoji(const std::string& cache_dir) {
       if (name.empty() || name == "null") name = e.value("short_name", base);
       const std::string subject = words(name);
       const std::string group = words(e.value("subcategory", ""));
+      const bool mirrorable = is_mirrorable(e.value("category", ""), group, subject);
       auto add = [&](const nlohmann::json& entry, const std::string& tone) {
         if (!entry.value(flag, false)) return;
         const auto path = images / entry.at("image").get<std::string>();
@@ -93,7 +107,7 @@ std::vector<EmojiItem> list_emoji(const std::string& cache_dir) {
         if (!tone.empty()) caption += ", " + tone;
         if (!group.empty()) caption += ", " + group;
         caption += ", " + style + " style";
-        items.push_back({base, style, path.string(), caption});
+        items.push_back({base, style, path.string(), caption, mirrorable});
       };
       add(e, "");
       if (e.contains("skin_variations"))

@@ -16,7 +16,15 @@ struct EmojiItem {
   std::string style;    // "google" or "twitter"
   std::string image;    // PNG path
   std::string caption;  // e.g. "waving hand sign, medium skin tone, hand fingers open, google style"
+  // Whether the mirror image shows the same emoji (a training augmentation): false for symbols,
+  // flags and clocks (letters, digits, arrows, glyphs) and for names with a direction.
+  bool mirrorable = false;
 };
+
+// The mirror rule above, from emoji.json's category, sub-category (as in the captions: "time")
+// and name (as in the captions: "left facing fist").
+bool is_mirrorable(const std::string& category, const std::string& subcategory,
+                   const std::string& name);
 
 // Reads every image listed in the packages' emoji.json under `cache_dir`
 // (cache_dir/emoji-datasource-<style>/package/...). Throws p2l::Error if a package is missing.

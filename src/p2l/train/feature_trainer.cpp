@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <set>
 
 #include "p2l/error.h"
@@ -59,16 +60,21 @@ std::vector<std::string> subcategory_classes(const EmojiSet& data) {
   return {names.begin(), names.end()};
 }
 
-torch::Tensor subcategory_labels(const EmojiSet& data, const std::vector<std::string>& classes) {
+torch::Tensor subcategory_labels(const std::vector<std::string>& captions,
+                                 const std::vector<std::string>& classes) {
   std::vector<int64_t> labels;
-  labels.reserve(data.items.size());
-  for (const auto& item : data.items) {
-    const auto name = emoji_subcategory(item.caption);
+  labels.reserve(captions.size());
+  for (const auto& caption : captions) {
+    const auto name = emoji_subcategory(caption);
     const auto it = std::lower_bound(classes.begin(), classes.end(), name);
     labels.push_back(it != classes.end() && *it == name ? static_cast<int64_t>(it - classes.begin())
                                                         : -1);
   }
   return torch::tensor(labels, torch::kLong);
+}
+
+torch::Tensor subcategory_labels(const EmojiSet& data, const std::vector<std::string>& classes) {
+  return subcategory_labels(data.captions(), classes);
 }
 
 metrics::EmojiFeatureNet train_emoji_features(const EmojiSet& data, const torch::Tensor& labels,
@@ -120,24 +126,48 @@ metrics::EmojiFeatureNet train_emoji_features(const EmojiSet& data, const torch:
   return ema;
 }
 
-Accuracy classification_accuracy(metrics::EmojiFeatureNet& net, const EmojiSet& data,
-                                 const torch::Tensor& labels, int64_t batch) {
+namespace {
+
+// Accuracy over n images, fetched a batch at a time by `images_of(index)`.
+Accuracy accuracy_over(metrics::EmojiFeatureNet& net, int64_t n, const torch::Tensor& labels,
+                       int64_t batch, const std::function<torch::Tensor(const torch::Tensor&)>& images_of) {
+  if (labels.size(0) != n)
+    throw Error("classification accuracy: " + std::to_string(labels.size(0)) + " labels for " +
+                std::to_string(n) + " images");
   torch::NoGradGuard no_grad;
   net->eval();
   Accuracy acc;
-  int64_t correct = 0;
-  const int64_t n = data.images.size(0);
+  int64_t top1 = 0, top5 = 0;
+  const int64_t k = std::min<int64_t>(5, net->classes());
   for (int64_t start = 0; start < n; start += batch) {
     auto index = torch::arange(start, std::min(n, start + batch), torch::kLong);
     auto truth = labels.index_select(0, index);
-    auto predicted = net->forward(data.batch(index)).argmax(1);
+    auto ranked = std::get<1>(net->forward(images_of(index)).topk(k, 1));
     auto known = truth >= 0;
     acc.counted += known.sum().item<int64_t>();
-    correct += (known & (predicted == truth)).sum().item<int64_t>();
+    top1 += (known & ranked.select(1, 0).eq(truth)).sum().item<int64_t>();
+    top5 += (known & ranked.eq(truth.unsqueeze(1)).any(1)).sum().item<int64_t>();
   }
   acc.excluded = n - acc.counted;
-  acc.top1 = acc.counted > 0 ? static_cast<double>(correct) / acc.counted : 0.0;
+  if (acc.counted > 0) {
+    acc.top1 = static_cast<double>(top1) / static_cast<double>(acc.counted);
+    acc.top5 = static_cast<double>(top5) / static_cast<double>(acc.counted);
+  }
   return acc;
+}
+
+}  // namespace
+
+Accuracy classification_accuracy(metrics::EmojiFeatureNet& net, const EmojiSet& data,
+                                 const torch::Tensor& labels, int64_t batch) {
+  return accuracy_over(net, data.images.size(0), labels, batch,
+                       [&](const torch::Tensor& index) { return data.batch(index); });
+}
+
+Accuracy classification_accuracy(metrics::EmojiFeatureNet& net, const torch::Tensor& images,
+                                 const torch::Tensor& labels, int64_t batch) {
+  return accuracy_over(net, images.size(0), labels, batch,
+                       [&](const torch::Tensor& index) { return images.index_select(0, index); });
 }
 
 }  // namespace p2l::train

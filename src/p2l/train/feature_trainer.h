@@ -27,6 +27,9 @@ std::vector<std::string> subcategory_classes(const EmojiSet& data);
 // Class index [N] (int64) of every item; -1 for a sub-category outside `classes` (a test-split
 // emoji whose sub-category has no training image).
 torch::Tensor subcategory_labels(const EmojiSet& data, const std::vector<std::string>& classes);
+// The same for captions (e.g. those that samples were drawn for).
+torch::Tensor subcategory_labels(const std::vector<std::string>& captions,
+                                 const std::vector<std::string>& classes);
 
 struct FeatureOptions : StageOptions {
   // The shipped network's recipe (models/emoji-64/fd_emoji/README.md): ~4 min on one thread.
@@ -52,11 +55,15 @@ metrics::EmojiFeatureNet train_emoji_features(const EmojiSet& data, const torch:
 
 struct Accuracy {
   double top1 = 0;       // share of the counted images classified correctly
+  double top5 = 0;       // share whose class is among the five most likely
   int64_t counted = 0;   // images with a known class
   int64_t excluded = 0;  // images labelled -1
 };
-// Top-1 accuracy on whole, unshifted images.
+// Accuracy on whole, unshifted images.
 Accuracy classification_accuracy(metrics::EmojiFeatureNet& net, const EmojiSet& data,
+                                 const torch::Tensor& labels, int64_t batch = 128);
+// The same for images [N, 3, H, W] in [-1, 1] (e.g. samples).
+Accuracy classification_accuracy(metrics::EmojiFeatureNet& net, const torch::Tensor& images,
                                  const torch::Tensor& labels, int64_t batch = 128);
 
 }  // namespace p2l::train

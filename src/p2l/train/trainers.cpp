@@ -200,19 +200,39 @@ double reconstruction_psnr(model::AutoencoderKL& vae, const EmojiSet& data, int6
 }
 
 LatentSet encode_latents(model::AutoencoderKL& vae, const EmojiSet& data,
-                         const model::ClipTokenizer& tokenizer, int64_t max_length) {
+                         const model::ClipTokenizer& tokenizer, int64_t max_length, bool mirrors) {
   torch::NoGradGuard no_grad;
   vae->eval();
-  std::vector<torch::Tensor> means, stds;
+  std::vector<torch::Tensor> means, stds, mirrored_means, mirrored_stds;
   const int64_t n = data.images.size(0);
   for (int64_t start = 0; start < n; start += 64) {
     auto index = torch::arange(start, std::min(n, start + 64), torch::kLong);
-    auto posterior = vae->encode(data.batch(index));
+    auto images = data.batch(index);
+    auto posterior = vae->encode(images);
     means.push_back(posterior.mean);
     stds.push_back(torch::exp(0.5 * posterior.logvar));
+    if (!mirrors) continue;
+    // The mirror image's own encoding: the encoder is not mirror-symmetric, so flipping the
+    // latent would not give it.
+    auto mirrored = vae->encode(images.flip({3}));
+    mirrored_means.push_back(mirrored.mean);
+    mirrored_stds.push_back(torch::exp(0.5 * mirrored.logvar));
   }
-  return {torch::cat(means, 0), torch::cat(stds, 0),
-          tokenizer.tokenize_batch(data.captions(), static_cast<int>(max_length))};
+  LatentSet set{torch::cat(means, 0), torch::cat(stds, 0),
+                tokenizer.tokenize_batch(data.captions(), static_cast<int>(max_length))};
+  if (mirrors) {
+    set.mirrored_mean = torch::cat(mirrored_means, 0);
+    set.mirrored_std = torch::cat(mirrored_stds, 0);
+    std::vector<uint8_t> flags;
+    for (const auto& item : data.items) flags.push_back(item.mirrorable ? 1 : 0);
+    set.mirrorable = torch::tensor(flags, torch::kUInt8).to(torch::kBool);
+  }
+  return set;
+}
+
+torch::Tensor min_snr_weights(const torch::Tensor& alphas_cumprod, double gamma) {
+  auto snr = alphas_cumprod / (1 - alphas_cumprod);
+  return snr.clamp_max(gamma) / snr;
 }
 
 void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
@@ -252,24 +272,37 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
   const int64_t n = latents.mean.size(0);
   const int64_t T = config.schedule.num_train_timesteps;
   const int64_t schedule = o.schedule_steps > 0 ? o.schedule_steps : o.steps;
+  if (o.mirror && !latents.mirrored_mean.defined())
+    throw Error("diffusion: mirror augmentation needs latents encoded with their mirror images");
+  if (o.snr_gamma < 0) throw Error("diffusion: the min-SNR γ must be ≥ 0 (0 = off)");
   for (; step < o.steps; ++step) {
     set_learning_rate(optimizer, cosine_lr(o.lr, step, schedule, o.warmup, 0.1));
     auto gen = step_generator(o.seed, step);
     auto index = random_batch(n, o.batch, gen);
     auto mean = latents.mean.index_select(0, index);
     auto std = latents.std.index_select(0, index);
-    auto z0 = (mean + std * torch::randn(mean.sizes(), gen, mean.options())) * scale;
+    auto posterior_noise = torch::randn(mean.sizes(), gen, mean.options());
     auto ids = latents.ids.index_select(0, index);
     // Caption dropout: the null prompt's ids for a share of the batch.
     auto drop = torch::rand({o.batch}, gen) < o.caption_dropout;
     ids = torch::where(drop.unsqueeze(1), null_ids.expand_as(ids), ids);
     auto t = torch::randint(T, {o.batch}, gen, torch::TensorOptions().dtype(torch::kLong));
-    auto eps = torch::randn(z0.sizes(), gen, z0.options());
+    auto eps = torch::randn(mean.sizes(), gen, mean.options());
+    if (o.mirror) {  // drawn last, so the other draws are those of a run without mirrors
+      auto flip = (torch::rand({o.batch}, gen) < 0.5) & latents.mirrorable.index_select(0, index);
+      flip = flip.view({-1, 1, 1, 1});
+      mean = torch::where(flip, latents.mirrored_mean.index_select(0, index), mean);
+      std = torch::where(flip, latents.mirrored_std.index_select(0, index), std);
+    }
+    auto z0 = (mean + std * posterior_noise) * scale;
     auto a = alphas.index_select(0, t).view({-1, 1, 1, 1});
     auto zt = a.sqrt() * z0 + (1 - a).sqrt() * eps;
     if (o.channels_last) zt = zt.contiguous(at::MemoryFormat::ChannelsLast);
     auto context = sd.text_encoder->forward(ids).last_hidden_state;
-    auto loss = (sd.unet->forward(zt, t, context) - eps).pow(2).mean();
+    auto error = (sd.unet->forward(zt, t, context) - eps).pow(2);
+    auto loss = o.snr_gamma > 0
+                    ? (error.mean({1, 2, 3}) * min_snr_weights(a.flatten(), o.snr_gamma)).mean()
+                    : error.mean();
     optimizer.zero_grad();
     loss.backward();
     torch::nn::utils::clip_grad_norm_(params, 1.0);

@@ -69,16 +69,29 @@ struct DiffusionOptions : StageOptions {
   // a longer schedule); 0 = `steps`.
   int64_t schedule_steps = 0;
   int64_t monitor_every = 0;     // steps between DiffusionMonitor calls (0 = never)
+  // Draw the mirror image's latent for half of the mirrorable items (LatentSet::mirrorable):
+  // twice the images for the emoji that read the same both ways round.
+  bool mirror = false;
+  // Min-SNR-γ loss weighting (Hang et al. 2023), 0 = plain ε-MSE: each sample's loss is scaled
+  // by min(SNR(t), γ) / SNR(t), so the nearly noise-free timesteps, whose ε is hard to predict
+  // and matters least for the image, stop dominating the gradient.
+  double snr_gamma = 0;
 };
+// The min-SNR-γ weights min(SNR, γ) / SNR, SNR = ᾱ / (1 − ᾱ), of cumulative alphas ᾱ (any shape).
+torch::Tensor min_snr_weights(const torch::Tensor& alphas_cumprod, double gamma);
 // Called every `monitor_every` steps with the step and the model holding the EMA weights (VAE
 // and tokenizer shared with the trained model), e.g. to track the train/test loss gap.
 using DiffusionMonitor = std::function<void(int64_t step, model::StableDiffusion& ema)>;
 struct LatentSet {
   torch::Tensor mean, std;  // unscaled posterior, [N, 4, h, w]
   torch::Tensor ids;        // [N, 77] token ids
+  // With mirrors only: the posterior of each image mirrored left to right, and which items
+  // may be mirrored (bool [N], EmojiItem::mirrorable).
+  torch::Tensor mirrored_mean, mirrored_std, mirrorable;
 };
 LatentSet encode_latents(model::AutoencoderKL& vae, const EmojiSet& data,
-                         const model::ClipTokenizer& tokenizer, int64_t max_length);
+                         const model::ClipTokenizer& tokenizer, int64_t max_length,
+                         bool mirrors = false);
 
 // Trains text encoder + UNet jointly (ε-prediction, SD's schedule) on scaled latents; `model`
 // holds the VAE (with its scaling factor set) and receives the EMA weights.

@@ -1,0 +1,142 @@
+// The UNet stage's training options on the shipped emoji model: mirror augmentation (which
+// emoji may be mirrored, the mirrored latents, and that the option changes nothing but the
+// latents drawn) and min-SNR-γ loss weighting (its weights, and that a γ above every SNR is the
+// plain loss).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "p2l/error.h"
+#include "p2l/model/checkpoint.h"
+#include "p2l/train/emoji_dataset.h"
+#include "p2l/train/trainers.h"
+#include "scratch_dir.h"
+
+namespace p2l::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kDiffusionTrainingScratch[] = "diffusion_training";
+const fs::path kModel = fs::path(P2L_MODELS_DIR) / "emoji-64";
+
+TEST(MirrorRule, SymbolsFlagsClocksAndDirectionsStayAsTheyAre) {
+  EXPECT_TRUE(train::is_mirrorable("Smileys & Emotion", "face smiling", "grinning face"));
+  EXPECT_TRUE(train::is_mirrorable("Animals & Nature", "animal mammal", "bear face"));
+  EXPECT_TRUE(train::is_mirrorable("People & Body", "hand fingers open", "raised hand"));
+  EXPECT_FALSE(train::is_mirrorable("Symbols", "alphanum", "squared sos"));
+  EXPECT_FALSE(train::is_mirrorable("Symbols", "keycap", "hash key"));
+  EXPECT_FALSE(train::is_mirrorable("Flags", "country flag", "andorra flag"));
+  EXPECT_FALSE(train::is_mirrorable("Travel & Places", "time", "clock face one oclock"));
+  EXPECT_FALSE(train::is_mirrorable("Objects", "money", "banknote with dollar sign"));
+  EXPECT_FALSE(train::is_mirrorable("People & Body", "hand fingers closed", "left facing fist"));
+  EXPECT_FALSE(train::is_mirrorable("Objects", "light & video", "right pointing magnifying glass"));
+  // Whole words only: "bright" and "copyright" are not directions.
+  EXPECT_TRUE(train::is_mirrorable("Objects", "light & video", "bright light bulb"));
+}
+
+TEST(MinSnrWeights, AreMinOfSnrAndGammaOverSnr) {
+  const auto alphas = torch::tensor({0.01, 0.5, 5.0 / 6.0, 0.9, 0.999}, torch::kDouble);
+  const auto w = train::min_snr_weights(alphas, 5.0);
+  // SNR = 1/99, 1, 5, 9, 999.
+  const std::vector<double> expected = {1.0, 1.0, 1.0, 5.0 / 9.0, 5.0 / 999.0};
+  for (size_t i = 0; i < expected.size(); ++i)
+    EXPECT_NEAR(w[static_cast<int64_t>(i)].item<double>(), expected[i], 1e-12) << "ᾱ index " << i;
+}
+
+model::StableDiffusion fresh_model() { return model::load_stable_diffusion(kModel.string()); }
+
+// Four made-up latents with distinct captions.
+train::LatentSet made_up_latents(model::StableDiffusion& sd) {
+  torch::manual_seed(3);
+  const auto& u = sd.config.unet;
+  train::LatentSet set;
+  set.mean = torch::randn({4, u.in_channels, u.sample_size, u.sample_size});
+  set.std = 0.05 * torch::ones_like(set.mean);
+  set.ids = sd.tokenizer->tokenize_batch({"grinning face", "bear face", "raised hand", "red apple"},
+                                         static_cast<int>(sd.config.text.max_positions));
+  return set;
+}
+
+// The UNet after a few steps of train_diffusion from the shipped weights.
+torch::Tensor trained_unet(const train::LatentSet& latents, const train::DiffusionOptions& base,
+                           const std::string& name) {
+  auto sd = fresh_model();
+  train::DiffusionOptions o = base;
+  o.steps = 3;
+  o.batch = 4;
+  o.warmup = 1;
+  o.resume = false;
+  o.checkpoint_every = 1000;
+  const auto run = scratch_dir<kDiffusionTrainingScratch>() / name;
+  fs::remove_all(run);
+  train::train_diffusion(sd, latents, o, run.string());
+  std::vector<torch::Tensor> flat;
+  for (const auto& p : sd.unet->parameters()) flat.push_back(p.detach().flatten());
+  return torch::cat(flat);
+}
+
+TEST(DiffusionTraining, MirrorChangesOnlyTheLatentsDrawn) {
+  auto sd = fresh_model();
+  auto latents = made_up_latents(sd);
+  const auto plain = trained_unet(latents, {}, "plain");
+
+  // Mirrors identical to the originals: the run must be the plain run, bit for bit (the coin
+  // flips must not shift the other random draws).
+  train::DiffusionOptions mirror;
+  mirror.mirror = true;
+  latents.mirrored_mean = latents.mean.clone();
+  latents.mirrored_std = latents.std.clone();
+  latents.mirrorable = torch::ones({4}, torch::kBool);
+  EXPECT_TRUE(torch::equal(trained_unet(latents, mirror, "same-mirrors"), plain));
+
+  // Real mirrors, but no item may be mirrored: still the plain run.
+  latents.mirrored_mean = latents.mean.flip({3});
+  latents.mirrorable = torch::zeros({4}, torch::kBool);
+  EXPECT_TRUE(torch::equal(trained_unet(latents, mirror, "none-mirrorable"), plain));
+
+  // Real mirrors that may be drawn: a different run.
+  latents.mirrorable = torch::ones({4}, torch::kBool);
+  EXPECT_FALSE(torch::equal(trained_unet(latents, mirror, "mirrored"), plain));
+}
+
+TEST(DiffusionTraining, MirrorNeedsMirroredLatents) {
+  auto sd = fresh_model();
+  const auto latents = made_up_latents(sd);
+  train::DiffusionOptions o;
+  o.mirror = true;
+  EXPECT_THROW(trained_unet(latents, o, "no-mirrors"), Error);
+}
+
+TEST(DiffusionTraining, SnrGammaAboveEverySnrIsThePlainLoss) {
+  auto sd = fresh_model();
+  const auto latents = made_up_latents(sd);
+  const auto plain = trained_unet(latents, {}, "plain-loss");
+  train::DiffusionOptions o;
+  o.snr_gamma = 1e12;  // SD's largest SNR is ≈ 1.2e3: every weight is 1
+  EXPECT_TRUE(torch::allclose(trained_unet(latents, o, "gamma-huge"), plain, 1e-5, 1e-6));
+  o.snr_gamma = 1.0;
+  EXPECT_FALSE(torch::allclose(trained_unet(latents, o, "gamma-1"), plain, 1e-5, 1e-6));
+}
+
+TEST(DiffusionTraining, MirroredLatentsAreTheMirrorImagesEncodings) {
+  auto sd = fresh_model();
+  torch::manual_seed(5);
+  train::EmojiSet data;
+  data.images = torch::randint(0, 256, {2, 3, 64, 64}, torch::TensorOptions().dtype(torch::kUInt8));
+  data.items = {{"A", "google", "a.png", "grinning face, face smiling, google style", true},
+                {"B", "google", "b.png", "hash key, keycap, google style", false}};
+  const auto set = train::encode_latents(sd.vae, data, *sd.tokenizer,
+                                         sd.config.text.max_positions, /*mirrors=*/true);
+  torch::NoGradGuard no_grad;
+  const auto expected = sd.vae->encode(data.batch(torch::arange(2)).flip({3})).mean;
+  EXPECT_TRUE(torch::allclose(set.mirrored_mean, expected, 1e-5, 1e-6));
+  EXPECT_FALSE(torch::allclose(set.mirrored_mean, set.mean, 1e-3, 1e-3));
+  EXPECT_TRUE(set.mirrorable[0].item<bool>());
+  EXPECT_FALSE(set.mirrorable[1].item<bool>());
+  EXPECT_FALSE(train::encode_latents(sd.vae, data, *sd.tokenizer, sd.config.text.max_positions)
+                   .mirrored_mean.defined());
+}
+
+}  // namespace
+}  // namespace p2l::test
