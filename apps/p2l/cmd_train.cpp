@@ -413,7 +413,7 @@ void stage_report(const TrainArgs& a) {
         "FD-emoji sub-category classification of one sample per base emoji (spread over the "
         "split, seed = position; the grid's steps and guidance); 'test_images' = the same "
         "classifier on the real test images";
-    recognition["classifier"] = fd_path;
+    recognition["classifier"] = a.fd_emoji.empty() ? "fd_emoji (beside the model)" : a.fd_emoji;
     recognition["test_images"] = accuracy_json(train::classification_accuracy(
         net, test_set, train::subcategory_labels(test_set, classes)));
     for (const auto& [name, set] : {std::pair{"test_captions", &test_set},
