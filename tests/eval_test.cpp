@@ -210,7 +210,10 @@ TEST_F(EvalCli, ResumedRunGivesTheUninterruptedRunsResultsAndSummary) {
     ASSERT_EQ(scored.exit_code, 0) << scored.err;
     const double expected = json::parse(slurp(scores))["fd_emoji"].get<double>();
     EXPECT_GT(expected, 0);
-    EXPECT_NEAR(entry["fd_emoji"].get<double>(), expected, 1e-6 * expected) << column;
+    // The summary takes features one image at a time, `score` a batch of two, and the CPU
+    // convolutions of the two batch sizes may round differently: on an AMD EPYC machine the
+    // distances differed by 1.2e-6 relative (a wrong image set changes them by far more).
+    EXPECT_NEAR(entry["fd_emoji"].get<double>(), expected, 1e-4 * expected) << column;
   }
   EXPECT_NE(slurp(full / "summary.md").find("FD-emoji"), std::string::npos);
   // Montage: rows are the 2 images; columns clean | measurement | naive | 2 methods.
