@@ -378,8 +378,7 @@ void stage_report(const TrainArgs& a) {
   // A grid of samples for test-split captions (one per base emoji, spread over the split).
   const auto captions = train::spread_distinct_captions(test_set.items, a.samples);
   const auto grid = sample_captions(sd, captions, a, "samples");
-  std::vector<torch::Tensor> tiles;
-  for (int64_t i = 0; i < grid.size(0); ++i) tiles.push_back(grid.slice(0, i, i + 1));
+  const auto tiles = grid.split(1);
   const int64_t cols = 4;
   std::vector<torch::Tensor> rows;
   for (size_t r = 0; r * cols < tiles.size(); ++r) {
@@ -407,7 +406,13 @@ void stage_report(const TrainArgs& a) {
     if (static_cast<int64_t>(classes.size()) != net->classes())
       throw Error(fd_path + "/config.json: " + std::to_string(classes.size()) +
                   " class names for a network with " + std::to_string(net->classes()) + " classes");
-    const auto train_full = train::load_emoji_split(items, tests, false);
+    // Captions only: the training split's items, without loading its images.
+    const auto train_items = [&] {
+      std::vector<train::EmojiItem> out;
+      for (const auto& item : items)
+        if (tests.count(item.base) == 0) out.push_back(item);
+      return out;
+    }();
     nlohmann::json recognition;
     recognition["protocol"] =
         "FD-emoji sub-category classification of one sample per base emoji (spread over the "
@@ -416,9 +421,9 @@ void stage_report(const TrainArgs& a) {
     recognition["classifier"] = a.fd_emoji.empty() ? "fd_emoji (beside the model)" : a.fd_emoji;
     recognition["test_images"] = accuracy_json(train::classification_accuracy(
         net, test_set, train::subcategory_labels(test_set, classes)));
-    for (const auto& [name, set] : {std::pair{"test_captions", &test_set},
-                                    std::pair{"train_captions", &train_full}}) {
-      const auto chosen = train::spread_distinct_captions(set->items, a.recognition_samples);
+    for (const auto& [name, split] : {std::pair{"test_captions", &test_set.items},
+                                      std::pair{"train_captions", &train_items}}) {
+      const auto chosen = train::spread_distinct_captions(*split, a.recognition_samples);
       recognition[name] = accuracy_json(train::classification_accuracy(
           net, sample_captions(sd, chosen, a, name), train::subcategory_labels(chosen, classes)));
       recognition[name]["captions"] = chosen;
