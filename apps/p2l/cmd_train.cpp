@@ -57,6 +57,9 @@ struct TrainArgs {
   std::string fd_emoji;          // report: the FD-emoji network ("" = <out>/fd_emoji)
   // unet, export: a model folder whose autoencoder and tokenizer replace the run folder's.
   std::string autoencoder_from;
+  // unet: the text encoder's size (recorded in <run>/text_encoder.json for export and resuming).
+  int64_t text_width = 64;
+  int64_t text_layers = 2;
   int64_t count = 50;      // test-images
   std::string images_out;  // test-images
 };
@@ -161,6 +164,35 @@ void stage_tokenizer(const TrainArgs& a) {
             << " merges -> " << dir.string() << "\n";
 }
 
+// The text encoder's width and depth: the UNet stage takes the flags and records them in the
+// run folder, so that export (and a resumed UNet stage) build the network that was trained.
+model::ClipTextConfig text_config(const TrainArgs& a, int64_t vocab_size) {
+  const auto record = fs::path(a.run) / "text_encoder.json";
+  if (a.stage != "unet" && fs::exists(record)) {
+    const auto j = read_json_file(record);
+    return train::emoji_text_config(vocab_size, j.at("width").get<int64_t>(),
+                                    j.at("layers").get<int64_t>());
+  }
+  return train::emoji_text_config(vocab_size, a.text_width, a.text_layers);
+}
+
+// Before the UNet stage trains: a resumed run must keep the text encoder it started with.
+void record_text_size(const TrainArgs& a) {
+  train::emoji_text_config(1, a.text_width, a.text_layers);  // a bad size fails before it is recorded
+  const auto record = fs::path(a.run) / "text_encoder.json";
+  const bool resuming = a.unet.resume && fs::exists(fs::path(a.run) / "diffusion.state");
+  if (resuming && fs::exists(record)) {
+    const auto j = read_json_file(record);
+    if (j.at("width").get<int64_t>() != a.text_width || j.at("layers").get<int64_t>() != a.text_layers)
+      throw Error(a.run + ": its UNet stage trains a text encoder of width " +
+                  std::to_string(j.at("width").get<int64_t>()) + " and " +
+                  std::to_string(j.at("layers").get<int64_t>()) +
+                  " layers; pass the same --text-width and --text-layers, or --no-resume");
+  }
+  fs::create_directories(a.run);
+  write_json_file(record, {{"width", a.text_width}, {"layers", a.text_layers}});
+}
+
 fs::path tokenizer_dir(const TrainArgs& a) {
   return a.autoencoder_from.empty() ? fs::path(a.run) / "tokenizer"
                                     : fs::path(a.autoencoder_from) / "tokenizer";
@@ -174,7 +206,7 @@ model::StableDiffusion emoji_model(const TrainArgs& a) {
     const auto base = model::load_stable_diffusion(a.autoencoder_from);
     if (!base.tokenizer) throw Error(a.autoencoder_from + ": --autoencoder-from needs a tokenizer/ folder");
     model::ModelConfig config = base.config;
-    config.text = train::emoji_text_config(static_cast<int64_t>(base.tokenizer->vocab_size()));
+    config.text = text_config(a, static_cast<int64_t>(base.tokenizer->vocab_size()));
     config.unet = train::emoji_unet_config(config.text.hidden_size);
     auto sd = model::StableDiffusion::create(config);
     sd.tokenizer = base.tokenizer;
@@ -186,7 +218,7 @@ model::StableDiffusion emoji_model(const TrainArgs& a) {
   model::ModelConfig config;
   config.vae = train::emoji_vae_config();
   config.vae.scaling_factor = read_json_file(fs::path(a.run) / "vae.json")["scaling_factor"];
-  config.text = train::emoji_text_config(static_cast<int64_t>(tokenizer->vocab_size()));
+  config.text = text_config(a, static_cast<int64_t>(tokenizer->vocab_size()));
   config.unet = train::emoji_unet_config(config.text.hidden_size);
   auto sd = model::StableDiffusion::create(config);
   sd.tokenizer = tokenizer;
@@ -195,6 +227,7 @@ model::StableDiffusion emoji_model(const TrainArgs& a) {
 }
 
 void stage_unet(const TrainArgs& a) {
+  record_text_size(a);
   auto sd = emoji_model(a);
   const auto items = train::list_emoji(a.data);
   const auto tests = test_bases(a);
@@ -238,6 +271,7 @@ void stage_unet(const TrainArgs& a) {
                    {"schedule_steps", a.unet.schedule_steps},
                    {"caption_dropout", a.unet.caption_dropout}, {"dropout", a.unet.dropout},
                    {"mirror", a.unet.mirror}, {"snr_gamma", a.unet.snr_gamma},
+                   {"text_width", a.text_width}, {"text_layers", a.text_layers},
                    {"seconds", progress.elapsed_seconds()}});
 }
 
@@ -566,6 +600,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--autoencoder-from", a->autoencoder_from,
                   "unet, export: take the autoencoder and tokenizer of this model folder instead "
                   "of the run folder's");
+  auto* text_width = cmd->add_option("--text-width", a->text_width,
+                  "unet: text encoder width (4 heads; export takes the run's)")
+      ->check(CLI::PositiveNumber);
+  auto* text_layers = cmd->add_option("--text-layers", a->text_layers,
+                  "unet: text encoder layers (export takes the run's)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--recognition-samples", a->recognition_samples,
                   "Samples per split classified by FD-emoji (report; 0 = none)")
       ->check(non_negative());
@@ -600,13 +640,16 @@ void add_train_command(CLI::App& app) {
                   a->vae.resume = a->decoder.resume = a->unet.resume = a->features.resume = false;
                 },
                 "Start over instead of resuming from the run folder's checkpoints");
-  cmd->callback([a] {
+  cmd->callback([a, text_width, text_layers] {
     a->unet.checkpoint_every = a->decoder.checkpoint_every = a->features.checkpoint_every =
         a->vae.checkpoint_every;
     const auto& s = a->stage;
     const bool all = s == "all";
     if (!a->autoencoder_from.empty() && s != "unet" && s != "export")
       throw Error("train " + s + ": --autoencoder-from is for the unet and export stages");
+    if ((text_width->count() || text_layers->count()) && s != "unet" && !all)
+      throw Error("train " + s + ": --text-width and --text-layers are for the unet stage (export "
+                  "takes the run folder's)");
     if (s == "split" || (all && !fs::exists(a->split))) stage_split(*a);
     if (s == "vae" || all) stage_vae(*a);
     if (s == "decoder" || all) stage_decoder(*a);

@@ -38,12 +38,15 @@ model::VaeConfig emoji_vae_config() {
   return c;
 }
 
-model::ClipTextConfig emoji_text_config(int64_t vocab_size) {
+model::ClipTextConfig emoji_text_config(int64_t vocab_size, int64_t width, int64_t layers) {
+  if (width <= 0 || width % 4 != 0 || layers <= 0)
+    throw Error("text encoder: width " + std::to_string(width) + " and " + std::to_string(layers) +
+                " layers; the width must be a positive multiple of 4 heads, the layers positive");
   model::ClipTextConfig c;
   c.vocab_size = vocab_size;
-  c.hidden_size = 64;
-  c.intermediate_size = 256;
-  c.num_layers = 2;
+  c.hidden_size = width;
+  c.intermediate_size = 4 * width;
+  c.num_layers = layers;
   c.num_heads = 4;
   c.max_positions = 77;
   return c;
@@ -218,8 +221,10 @@ LatentSet encode_latents(model::AutoencoderKL& vae, const EmojiSet& data,
     mirrored_means.push_back(mirrored.mean);
     mirrored_stds.push_back(torch::exp(0.5 * mirrored.logvar));
   }
-  LatentSet set{torch::cat(means, 0), torch::cat(stds, 0),
-                tokenizer.tokenize_batch(data.captions(), static_cast<int>(max_length))};
+  LatentSet set;
+  set.mean = torch::cat(means, 0);
+  set.std = torch::cat(stds, 0);
+  set.ids = tokenizer.tokenize_batch(data.captions(), static_cast<int>(max_length));
   if (mirrors) {
     set.mirrored_mean = torch::cat(mirrored_means, 0);
     set.mirrored_std = torch::cat(mirrored_stds, 0);

@@ -18,7 +18,9 @@ namespace p2l::train {
 
 // The shipped 64×64 emoji model's architecture.
 model::VaeConfig emoji_vae_config();  // 3 levels: f = 4, 16×16×4 latents
-model::ClipTextConfig emoji_text_config(int64_t vocab_size);
+// width and layers: the shipped model's 64 and 2 unless an experiment asks for another size
+// (4 heads, MLP 4 × width).
+model::ClipTextConfig emoji_text_config(int64_t vocab_size, int64_t width = 64, int64_t layers = 2);
 model::UNetConfig emoji_unet_config(int64_t context_dim);
 
 struct StageOptions {
