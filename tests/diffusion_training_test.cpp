@@ -11,6 +11,7 @@
 #include "p2l/train/emoji_dataset.h"
 #include "p2l/train/trainers.h"
 #include "scratch_dir.h"
+#include "shipped_model.h"
 
 namespace p2l::test {
 namespace {
@@ -18,8 +19,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kDiffusionTrainingScratch[] = "diffusion_training";
-const fs::path kModel = fs::path(P2L_MODELS_DIR) / "emoji-64";
-
 TEST(MirrorRule, SymbolsFlagsClocksAndDirectionsStayAsTheyAre) {
   EXPECT_TRUE(train::is_mirrorable("Smileys & Emotion", "face smiling", "grinning face"));
   EXPECT_TRUE(train::is_mirrorable("Animals & Nature", "animal mammal", "bear face"));

@@ -11,18 +11,12 @@
 #include "p2l/io/image.h"
 #include "p2l/metrics/image_quality.h"
 #include "p2l/model/checkpoint.h"
+#include "shipped_model.h"
 
 namespace p2l::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-const fs::path kModel = fs::path(P2L_MODELS_DIR) / "emoji-64";
-
-model::StableDiffusion& shipped() {
-  static model::StableDiffusion sd = model::load_stable_diffusion(kModel.string());
-  return sd;
-}
 
 nlohmann::json captions() {
   std::ifstream in(kModel / "test_images" / "captions.json");

@@ -14,6 +14,7 @@
 
 #include "cli_runner.h"
 #include "p2l/io/image.h"
+#include "shipped_model.h"
 
 namespace p2l::test {
 namespace {
@@ -21,7 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const fs::path kModel = fs::path(P2L_MODELS_DIR) / "emoji-64";
 const fs::path kScript = fs::path(P2L_MODELS_DIR).parent_path() / "scripts" / "eval_mpirun.sh";
 
 // Two images, two tasks, a method and a variant (the ablation without projection), 3 steps:

@@ -32,7 +32,7 @@ const fs::path kTestImages = fs::path(P2L_MODELS_DIR) / "emoji-64" / "test_image
 
 constexpr char kFdEmojiScratch[] = "fd_emoji";
 // Scratch files.
-const fs::path& scratch() { return test::scratch_dir<kFdEmojiScratch>(); }
+const fs::path& fd_scratch() { return test::scratch_dir<kFdEmojiScratch>(); }
 
 metrics::EmojiFeatureNet& network() {
   static auto net = metrics::load_emoji_feature_net(kNetwork.string());
@@ -135,7 +135,7 @@ TEST(FdEmoji, GrowsWithDegradationStrength) {
 TEST(FdEmoji, BadWeightFilesNameTheFile) {
   const auto weights = kNetwork / "model.safetensors";
   // Truncated: the header promises more bytes than the file holds.
-  const auto truncated = scratch() / "truncated.safetensors";
+  const auto truncated = fd_scratch() / "truncated.safetensors";
   fs::copy_file(weights, truncated, fs::copy_options::overwrite_existing);
   fs::resize_file(truncated, fs::file_size(weights) / 2);
   EXPECT_NE(error_of([&] {
@@ -143,19 +143,19 @@ TEST(FdEmoji, BadWeightFilesNameTheFile) {
             }).find(truncated.string()),
             std::string::npos);
   // Not safetensors at all.
-  const auto garbage = scratch() / "garbage.safetensors";
+  const auto garbage = fd_scratch() / "garbage.safetensors";
   std::ofstream(garbage) << "not a weight file, just some text of enough length";
   EXPECT_NE(
       error_of([&] { metrics::load_emoji_feature_net(garbage.string()); }).find(garbage.string()),
       std::string::npos);
   // Another network's file: no classifier.
-  const auto other = scratch() / "other.safetensors";
+  const auto other = fd_scratch() / "other.safetensors";
   io::save_safetensors(other.string(), {{"conv.weight", torch::zeros({2, 2})}});
   const auto no_head = error_of([&] { metrics::load_emoji_feature_net(other.string()); });
   EXPECT_NE(no_head.find(other.string()), std::string::npos) << no_head;
   EXPECT_NE(no_head.find("classifier.weight"), std::string::npos) << no_head;
   // A stage tensor missing: named with its expected shape.
-  const auto missing = scratch() / "missing.safetensors";
+  const auto missing = fd_scratch() / "missing.safetensors";
   {
     const io::SafeTensorsFile in(weights.string());
     std::vector<std::pair<std::string, torch::Tensor>> kept;
@@ -167,13 +167,13 @@ TEST(FdEmoji, BadWeightFilesNameTheFile) {
   EXPECT_NE(absent.find("stages.2.conv.weight"), std::string::npos) << absent;
   // A folder without model.safetensors.
   EXPECT_NE(error_of([&] {
-              metrics::load_emoji_feature_net(scratch().string());
+              metrics::load_emoji_feature_net(fd_scratch().string());
             }).find("model.safetensors"),
             std::string::npos);
 }
 
 TEST(FdEmoji, ScoreReportsFdEmojiNeverFid) {
-  const auto dir = scratch() / "score";
+  const auto dir = fd_scratch() / "score";
   fs::create_directories(dir / "clean");
   fs::create_directories(dir / "blurred");
   const auto files = test_image_files();

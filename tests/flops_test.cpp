@@ -8,6 +8,7 @@
 #include "p2l/error.h"
 #include "p2l/model/checkpoint.h"
 #include "p2l/model/flops.h"
+#include "shipped_model.h"
 
 namespace p2l::test {
 namespace {
@@ -15,8 +16,6 @@ namespace {
 namespace fs = std::filesystem;
 using model::MacCount;
 using model::MacTracer;
-
-const fs::path kModel = fs::path(P2L_MODELS_DIR) / "emoji-64";
 
 TEST(Flops, SingleConvolutionByHand) {
   // 3 → 8 channels, 3×3, 16×16 output: 3·8·9 MACs per output pixel.

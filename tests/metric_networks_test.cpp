@@ -30,7 +30,7 @@ using metrics::LpipsNet;
 
 constexpr char kMetricNetworksScratch[] = "metric_networks";
 // Scratch files (the Inception file is 87 MB).
-const fs::path& scratch() { return test::scratch_dir<kMetricNetworksScratch>(); }
+const fs::path& networks_scratch() { return test::scratch_dir<kMetricNetworksScratch>(); }
 
 // Parameters and buffers under their registered names: what a converted weight file holds.
 std::vector<std::pair<std::string, torch::Tensor>> named_tensors(torch::nn::Module& module) {
@@ -43,7 +43,7 @@ std::vector<std::pair<std::string, torch::Tensor>> named_tensors(torch::nn::Modu
 }
 
 std::string write_weights(torch::nn::Module& module, const std::string& file) {
-  const auto path = (scratch() / file).string();
+  const auto path = (networks_scratch() / file).string();
   io::save_safetensors(path, named_tensors(module));
   return path;
 }
@@ -55,7 +55,7 @@ std::string copy_without(const std::string& source, const std::string& drop,
   std::vector<std::pair<std::string, torch::Tensor>> kept;
   for (const auto& info : in.tensors())
     if (info.name != drop) kept.emplace_back(info.name, in.load(info.name));
-  const auto path = (scratch() / file).string();
+  const auto path = (networks_scratch() / file).string();
   io::save_safetensors(path, kept);
   return path;
 }
@@ -181,7 +181,7 @@ TEST(MetricNetworks, LpipsWeightErrorsNameTheFileAndTensor) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors = named_tensors(*alex);
   for (auto& [name, t] : tensors)
     if (name == "lin1.model.1.weight") t = torch::ones({1, 191, 1, 1});
-  const auto misshaped = (scratch() / "lpips_alex_misshaped.safetensors").string();
+  const auto misshaped = (networks_scratch() / "lpips_alex_misshaped.safetensors").string();
   io::save_safetensors(misshaped, tensors);
   msg = error_of([&] { metrics::load_lpips(misshaped, LpipsNet::Alex); });
   EXPECT_NE(msg.find("lin1.model.1.weight"), std::string::npos) << msg;
@@ -193,7 +193,7 @@ TEST(MetricNetworks, LpipsWeightErrorsNameTheFileAndTensor) {
   EXPECT_NE(msg.find("net.features.0.weight"), std::string::npos) << msg;
 
   // A truncated file.
-  const auto truncated = (scratch() / "lpips_alex_truncated.safetensors").string();
+  const auto truncated = (networks_scratch() / "lpips_alex_truncated.safetensors").string();
   fs::copy_file(full, truncated, fs::copy_options::overwrite_existing);
   fs::resize_file(truncated, fs::file_size(full) / 2);
   msg = error_of([&] { metrics::load_lpips(truncated, LpipsNet::Alex); });
@@ -407,7 +407,7 @@ TEST(MetricNetworks, KernelDistanceOfFeatureSets) {
 class ScoreCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = scratch() / ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    dir_ = networks_scratch() / ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::create_directories(dir_ / "ref");
     fs::create_directories(dir_ / "out");
     torch::manual_seed(61);

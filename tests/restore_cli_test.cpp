@@ -9,13 +9,12 @@
 
 #include "cli_runner.h"
 #include "p2l/io/image.h"
+#include "shipped_model.h"
 
 namespace p2l::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-const fs::path kModel = fs::path(P2L_MODELS_DIR) / "emoji-64";
 
 class RestoreCli : public ::testing::Test {
  protected:

@@ -21,6 +21,7 @@
 #include "p2l/operators/presets.h"
 #include "p2l/solvers/guidance.h"
 #include "p2l/solvers/restoration.h"
+#include "shipped_model.h"
 
 namespace p2l::test {
 namespace {
@@ -28,13 +29,6 @@ namespace {
 namespace fs = std::filesystem;
 namespace ops = p2l::operators;
 using solvers::Hyperparameters;
-
-const fs::path kModel = fs::path(P2L_MODELS_DIR) / "emoji-64";
-
-model::StableDiffusion& shipped() {
-  static model::StableDiffusion sd = model::load_stable_diffusion(kModel.string());
-  return sd;
-}
 
 // The committed test images, in name order.
 std::vector<fs::path> test_image_paths() {

@@ -4,6 +4,7 @@
 #include "p2l/io/safetensors.h"
 #include "p2l/log.h"
 #include "p2l/model/checkpoint.h"
+#include "p2l/model/layers.h"
 
 namespace p2l::metrics {
 
@@ -20,12 +21,9 @@ constexpr double kUnitNormEps = 1e-10;
 // First-convolution kernel size, which tells the two backbones' files apart.
 constexpr int64_t kAlexFirstKernel = 11, kVggFirstKernel = 3;
 
-// Holders that give parameters their names in the file (net.features.N, lin{l}.model.1).
-struct Holder : nn::Module {};
-
-nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(pad));
-}
+// Holders give parameters their names in the file (net.features.N, lin{l}.model.1).
+using model::conv;
+using model::Holder;
 
 // torchvision's alexnet().features up to the last ReLU (index 11); the final max-pool has no
 // weights and is never tapped. Taps: the ReLUs after each convolution.

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "p2l/error.h"
+#include "p2l/model/layers.h"
 
 namespace p2l::model {
 
@@ -95,19 +96,14 @@ torch::Tensor ClipEncoderLayerImpl::forward(const torch::Tensor& x,
 
 // transformers nests the modules as text_model.{embeddings,encoder}.*; the holders below give
 // the parameters those names without extra forward code.
-namespace {
-struct EmbeddingsHolder : nn::Module {};
-struct EncoderHolder : nn::Module {};
-}  // namespace
-
 ClipTextModelImpl::ClipTextModelImpl(const ClipTextConfig& config) : config_(config) {
   config_.validate();
-  auto embeddings = register_module("embeddings", std::make_shared<EmbeddingsHolder>());
+  auto embeddings = register_module("embeddings", std::make_shared<Holder>());
   token_embedding_ = embeddings->register_module(
       "token_embedding", nn::Embedding(config_.vocab_size, config_.hidden_size));
   position_embedding_ = embeddings->register_module(
       "position_embedding", nn::Embedding(config_.max_positions, config_.hidden_size));
-  auto encoder = register_module("encoder", std::make_shared<EncoderHolder>());
+  auto encoder = register_module("encoder", std::make_shared<Holder>());
   layers_ = encoder->register_module("layers", nn::ModuleList());
   for (int64_t i = 0; i < config_.num_layers; ++i) layers_->push_back(ClipEncoderLayer(config_));
   final_layer_norm_ = register_module(

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "p2l/error.h"
+#include "p2l/model/layers.h"
 
 namespace p2l::model {
 
@@ -15,12 +16,6 @@ namespace {
 // GroupNorm eps of the UNet transformers' input norm (CompVis Normalize, diffusers Transformer2D).
 constexpr double kTransformerNormEps = 1e-6;
 
-nn::GroupNorm group_norm(int64_t groups, int64_t channels, double eps) {
-  return nn::GroupNorm(nn::GroupNormOptions(groups, channels).eps(eps));
-}
-nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride = 1, int64_t pad = 0) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(pad));
-}
 nn::LayerNorm layer_norm(int64_t dim) {
   return nn::LayerNorm(nn::LayerNormOptions({dim}).eps(1e-5));
 }
@@ -193,10 +188,6 @@ torch::Tensor GegluImpl::forward(const torch::Tensor& x) {
   return parts[0] * torch::gelu(parts[1]);
 }
 
-namespace {
-// Named holders that only give parameters their original-layout path (e.g. `ff.net.0.proj`).
-struct Holder : nn::Module {};
-}  // namespace
 
 BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads,
                                                      int64_t head_dim, int64_t context_dim) {

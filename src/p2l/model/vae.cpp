@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "p2l/error.h"
+#include "p2l/model/layers.h"
 
 namespace p2l::model {
 
@@ -14,15 +15,6 @@ namespace F = torch::nn::functional;
 namespace {
 // Every GroupNorm of the autoencoder uses eps 1e-6 (CompVis Normalize, diffusers' VAE).
 constexpr double kVaeNormEps = 1e-6;
-
-nn::GroupNorm group_norm(int64_t groups, int64_t channels) {
-  return nn::GroupNorm(nn::GroupNormOptions(groups, channels).eps(kVaeNormEps));
-}
-nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride = 1, int64_t pad = 0) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(pad));
-}
-// Holders that give parameters their original-layout path (encoder.down.N.block.M, ...).
-struct Holder : nn::Module {};
 }  // namespace
 
 VaeConfig VaeConfig::sd_v1() { return VaeConfig{}; }
@@ -75,9 +67,9 @@ void VaeConfig::validate() const {
 }
 
 VaeResnetBlockImpl::VaeResnetBlockImpl(int64_t in_ch, int64_t out_ch, int64_t groups) {
-  norm1_ = register_module("norm1", group_norm(groups, in_ch));
+  norm1_ = register_module("norm1", group_norm(groups, in_ch, kVaeNormEps));
   conv1_ = register_module("conv1", conv(in_ch, out_ch, 3, 1, 1));
-  norm2_ = register_module("norm2", group_norm(groups, out_ch));
+  norm2_ = register_module("norm2", group_norm(groups, out_ch, kVaeNormEps));
   conv2_ = register_module("conv2", conv(out_ch, out_ch, 3, 1, 1));
   if (in_ch != out_ch) nin_shortcut_ = register_module("nin_shortcut", conv(in_ch, out_ch, 1));
 }
@@ -89,7 +81,7 @@ torch::Tensor VaeResnetBlockImpl::forward(const torch::Tensor& x) {
 }
 
 VaeAttentionImpl::VaeAttentionImpl(int64_t channels, int64_t groups) {
-  norm_ = register_module("norm", group_norm(groups, channels));
+  norm_ = register_module("norm", group_norm(groups, channels, kVaeNormEps));
   q_ = register_module("q", conv(channels, channels, 1));
   k_ = register_module("k", conv(channels, channels, 1));
   v_ = register_module("v", conv(channels, channels, 1));
@@ -145,7 +137,7 @@ VaeEncoderImpl::VaeEncoderImpl(const VaeConfig& c) {
     down_->push_back(lv);
   }
   mid_ = register_module("mid", VaeMidBlock(ch, c.norm_groups));
-  norm_out_ = register_module("norm_out", group_norm(c.norm_groups, ch));
+  norm_out_ = register_module("norm_out", group_norm(c.norm_groups, ch, kVaeNormEps));
   conv_out_ = register_module("conv_out", conv(ch, 2 * c.latent_channels, 3, 1, 1));
 }
 
@@ -195,7 +187,7 @@ VaeDecoderImpl::VaeDecoderImpl(const VaeConfig& c) {
   }
   up_ = register_module("up", nn::ModuleList());
   for (auto& lv : built) up_->push_back(lv);
-  norm_out_ = register_module("norm_out", group_norm(c.norm_groups, ch));
+  norm_out_ = register_module("norm_out", group_norm(c.norm_groups, ch, kVaeNormEps));
   conv_out_ = register_module("conv_out", conv(ch, c.out_channels, 3, 1, 1));
 }
 

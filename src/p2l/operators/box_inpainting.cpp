@@ -6,8 +6,6 @@
 namespace p2l::operators {
 namespace {
 
-std::string size_text(int64_t h, int64_t w) { return std::to_string(h) + "×" + std::to_string(w); }
-
 void check_box(int64_t height, int64_t width, int64_t box_size) {
   if (height < 1 || width < 1)
     throw Error("box inpainting: image size " + size_text(height, width) + " is empty");

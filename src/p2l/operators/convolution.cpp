@@ -9,8 +9,6 @@
 namespace p2l::operators {
 namespace {
 
-std::string size_text(int64_t h, int64_t w) { return std::to_string(h) + "×" + std::to_string(w); }
-
 // Adjoint of whole-sample reflection padding by p along `dim`: g has length n + 2p; the pad
 // cells at a < p came from pixel p − a, those at a ≥ p + n from pixel 2(n−1) − (a − p).
 torch::Tensor fold_reflection(const torch::Tensor& g, int64_t dim, int64_t p) {

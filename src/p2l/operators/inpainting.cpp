@@ -9,8 +9,6 @@
 namespace p2l::operators {
 namespace {
 
-std::string size_text(int64_t h, int64_t w) { return std::to_string(h) + "×" + std::to_string(w); }
-
 torch::Tensor as_mask(const torch::Tensor& mask, const std::string& who) {
   if (!mask.defined()) throw Error(who + ": undefined mask");
   auto m = mask.detach().to(torch::kCPU);

@@ -22,6 +22,10 @@ void check_image_tensor(const torch::Tensor& x, const std::string& who) {
     throw Error(who + ": expected a floating-point tensor, got " + c10::str(x.scalar_type()));
 }
 
+std::string size_text(int64_t height, int64_t width) {
+  return std::to_string(height) + "×" + std::to_string(width);
+}
+
 torch::Tensor ConstantCache::get(int64_t key, const torch::Tensor& like,
                                  const std::function<torch::Tensor()>& make) const {
   std::lock_guard<std::mutex> lock(mutex_);

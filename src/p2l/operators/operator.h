@@ -51,6 +51,8 @@ class Operator {
 
 // Throws p2l::Error unless x is a floating [B, C, H, W] tensor; `who` names the operator.
 void check_image_tensor(const torch::Tensor& x, const std::string& who);
+// "H×W", as error messages give sizes.
+std::string size_text(int64_t height, int64_t width);
 
 // A constant (kernel, mask, resampling matrix) held once in float64 on the CPU and handed out
 // converted to the dtype and device of the tensor it is applied to, converted once per

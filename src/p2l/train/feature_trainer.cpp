@@ -17,11 +17,6 @@ namespace F = torch::nn::functional;
 
 namespace {
 
-// The same (seed, step) → generator map as trainers.cpp, so resumed runs repeat exactly.
-at::Generator step_generator(uint64_t seed, int64_t step) {
-  return at::detail::createCPUGenerator(seed * 1000003ull + static_cast<uint64_t>(step) + 1);
-}
-
 // Images [B, 3, H, W] in [-1, 1], each moved by its own (dy, dx) in [-s, s]² with white (1)
 // filling the uncovered border.
 torch::Tensor random_shift(const torch::Tensor& x, int64_t s, at::Generator& gen) {

@@ -12,10 +12,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-at::Generator step_generator(uint64_t seed, int64_t step) {
-  return at::detail::createCPUGenerator(seed * 1000003ull + static_cast<uint64_t>(step) + 1);
-}
-
 torch::Tensor random_batch(int64_t n, int64_t batch, at::Generator& gen) {
   return torch::randint(n, {batch}, gen, torch::TensorOptions().dtype(torch::kLong));
 }

@@ -76,4 +76,8 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
+at::Generator step_generator(uint64_t seed, int64_t step) {
+  return at::detail::createCPUGenerator(seed * 1000003ull + static_cast<uint64_t>(step) + 1);
+}
+
 }  // namespace p2l::train

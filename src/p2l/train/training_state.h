@@ -27,4 +27,8 @@ int64_t load_training_state(const std::string& path,
 double cosine_lr(double lr, int64_t step, int64_t total, int64_t warmup, double final_fraction);
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 
+// The random stream of one training step, drawn from (seed, step) alone: a resumed run draws
+// what the uninterrupted run would have.
+at::Generator step_generator(uint64_t seed, int64_t step);
+
 }  // namespace p2l::train
