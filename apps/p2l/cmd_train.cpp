@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "commands.h"
@@ -166,31 +167,36 @@ void stage_tokenizer(const TrainArgs& a) {
 
 // The text encoder's width and depth: the UNet stage takes the flags and records them in the
 // run folder, so that export (and a resumed UNet stage) build the network that was trained.
+struct TextSize {
+  int64_t width, layers;
+};
+
+fs::path text_size_record(const TrainArgs& a) { return fs::path(a.run) / "text_encoder.json"; }
+
+std::optional<TextSize> recorded_text_size(const TrainArgs& a) {
+  if (!fs::exists(text_size_record(a))) return std::nullopt;
+  const auto j = read_json_file(text_size_record(a));
+  return TextSize{j.at("width").get<int64_t>(), j.at("layers").get<int64_t>()};
+}
+
 model::ClipTextConfig text_config(const TrainArgs& a, int64_t vocab_size) {
-  const auto record = fs::path(a.run) / "text_encoder.json";
-  if (a.stage != "unet" && fs::exists(record)) {
-    const auto j = read_json_file(record);
-    return train::emoji_text_config(vocab_size, j.at("width").get<int64_t>(),
-                                    j.at("layers").get<int64_t>());
-  }
-  return train::emoji_text_config(vocab_size, a.text_width, a.text_layers);
+  TextSize size{a.text_width, a.text_layers};
+  if (a.stage != "unet")
+    if (const auto recorded = recorded_text_size(a)) size = *recorded;
+  return train::emoji_text_config(vocab_size, size.width, size.layers);
 }
 
 // Before the UNet stage trains: a resumed run must keep the text encoder it started with.
 void record_text_size(const TrainArgs& a) {
   train::emoji_text_config(1, a.text_width, a.text_layers);  // a bad size fails before it is recorded
-  const auto record = fs::path(a.run) / "text_encoder.json";
   const bool resuming = a.unet.resume && fs::exists(fs::path(a.run) / "diffusion.state");
-  if (resuming && fs::exists(record)) {
-    const auto j = read_json_file(record);
-    if (j.at("width").get<int64_t>() != a.text_width || j.at("layers").get<int64_t>() != a.text_layers)
-      throw Error(a.run + ": its UNet stage trains a text encoder of width " +
-                  std::to_string(j.at("width").get<int64_t>()) + " and " +
-                  std::to_string(j.at("layers").get<int64_t>()) +
-                  " layers; pass the same --text-width and --text-layers, or --no-resume");
-  }
+  const auto recorded = resuming ? recorded_text_size(a) : std::nullopt;
+  if (recorded && (recorded->width != a.text_width || recorded->layers != a.text_layers))
+    throw Error(a.run + ": its UNet stage trains a text encoder of width " +
+                std::to_string(recorded->width) + " and " + std::to_string(recorded->layers) +
+                " layers; pass the same --text-width and --text-layers, or --no-resume");
   fs::create_directories(a.run);
-  write_json_file(record, {{"width", a.text_width}, {"layers", a.text_layers}});
+  write_json_file(text_size_record(a), {{"width", a.text_width}, {"layers", a.text_layers}});
 }
 
 fs::path tokenizer_dir(const TrainArgs& a) {
@@ -271,7 +277,6 @@ void stage_unet(const TrainArgs& a) {
                    {"schedule_steps", a.unet.schedule_steps},
                    {"caption_dropout", a.unet.caption_dropout}, {"dropout", a.unet.dropout},
                    {"mirror", a.unet.mirror}, {"snr_gamma", a.unet.snr_gamma},
-                   {"text_width", a.text_width}, {"text_layers", a.text_layers},
                    {"seconds", progress.elapsed_seconds()}});
 }
 

@@ -188,7 +188,6 @@ torch::Tensor GegluImpl::forward(const torch::Tensor& x) {
   return parts[0] * torch::gelu(parts[1]);
 }
 
-
 BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads,
                                                      int64_t head_dim, int64_t context_dim) {
   attn1_ = register_module("attn1", CrossAttention(dim, dim, heads, head_dim));
