@@ -1,7 +1,7 @@
 // The UNet stage's training options on the shipped emoji model: mirror augmentation (which
 // emoji may be mirrored, the mirrored latents, and that the option changes nothing but the
-// latents drawn) and min-SNR-γ loss weighting (its weights, and that a γ above every SNR is the
-// plain loss).
+// latents drawn), min-SNR-γ loss weighting (its weights, and that a γ above every SNR is the
+// plain loss) and offset noise (its constants, and that it changes nothing but the noise).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -41,6 +41,19 @@ TEST(MinSnrWeights, AreMinOfSnrAndGammaOverSnr) {
   const std::vector<double> expected = {1.0, 1.0, 1.0, 5.0 / 9.0, 5.0 / 999.0};
   for (size_t i = 0; i < expected.size(); ++i)
     EXPECT_NEAR(w[static_cast<int64_t>(i)].item<double>(), expected[i], 1e-12) << "ᾱ index " << i;
+}
+
+TEST(OffsetNoise, IsOneConstantPerSampleAndChannelOfTheGivenStd) {
+  auto gen = at::detail::createCPUGenerator(7);
+  const auto noise = train::offset_noise(20000, 4, 0.1, gen);
+  ASSERT_EQ(noise.sizes(), (std::vector<int64_t>{20000, 4, 1, 1}));
+  EXPECT_NEAR(noise.std().item<double>(), 0.1, 0.002);  // 80,000 draws: std of the std ≈ 2.5e-4
+  EXPECT_NEAR(noise.mean().item<double>(), 0.0, 0.002);
+  // Every channel has its own constant.
+  const auto per_channel = noise.view({20000, 4});
+  EXPECT_LT(std::abs(torch::corrcoef(per_channel.t())[0][1].item<double>()), 0.05);
+  auto again = at::detail::createCPUGenerator(7);
+  EXPECT_TRUE(torch::equal(train::offset_noise(20000, 4, 0.1, again), noise));
 }
 
 model::StableDiffusion fresh_model() { return model::load_stable_diffusion(kModel.string()); }
@@ -116,6 +129,19 @@ TEST(DiffusionTraining, SnrGammaAboveEverySnrIsThePlainLoss) {
   EXPECT_TRUE(torch::allclose(trained_unet(latents, o, "gamma-huge"), plain, 1e-5, 1e-6));
   o.snr_gamma = 1.0;
   EXPECT_FALSE(torch::allclose(trained_unet(latents, o, "gamma-1"), plain, 1e-5, 1e-6));
+}
+
+TEST(DiffusionTraining, NoiseOffsetChangesOnlyTheNoise) {
+  auto sd = fresh_model();
+  const auto latents = made_up_latents(sd);
+  const auto plain = trained_unet(latents, {}, "plain-noise");
+  train::DiffusionOptions o;
+  o.noise_offset = 0.0;  // off: bit for bit the plain run
+  EXPECT_TRUE(torch::equal(trained_unet(latents, o, "offset-0"), plain));
+  o.noise_offset = 0.1;
+  EXPECT_FALSE(torch::allclose(trained_unet(latents, o, "offset-0.1"), plain, 1e-5, 1e-6));
+  o.noise_offset = -0.1;
+  EXPECT_THROW(trained_unet(latents, o, "offset-negative"), Error);
 }
 
 TEST(DiffusionTraining, MirroredLatentsAreTheMirrorImagesEncodings) {

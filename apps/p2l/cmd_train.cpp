@@ -277,6 +277,7 @@ void stage_unet(const TrainArgs& a) {
                    {"schedule_steps", a.unet.schedule_steps},
                    {"caption_dropout", a.unet.caption_dropout}, {"dropout", a.unet.dropout},
                    {"mirror", a.unet.mirror}, {"snr_gamma", a.unet.snr_gamma},
+                   {"noise_offset", a.unet.noise_offset},
                    {"seconds", progress.elapsed_seconds()}});
 }
 
@@ -602,6 +603,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--unet-snr-gamma", a->unet.snr_gamma,
                   "Min-SNR-γ loss weighting (0 = plain ε-MSE)")
       ->check(non_negative());
+  cmd->add_option("--unet-noise-offset", a->unet.noise_offset,
+                  "Offset noise: std of a per-channel constant added to the training noise "
+                  "(0 = off; lets the caption, not the seed, set a sample's colour)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--autoencoder-from", a->autoencoder_from,
                   "unet, export: take the autoencoder and tokenizer of this model folder instead "
                   "of the run folder's");

@@ -236,6 +236,11 @@ torch::Tensor min_snr_weights(const torch::Tensor& alphas_cumprod, double gamma)
   return snr.clamp_max(gamma) / snr;
 }
 
+torch::Tensor offset_noise(int64_t batch, int64_t channels, double offset, at::Generator& gen) {
+  return offset * torch::randn({batch, channels, 1, 1}, gen,
+                               torch::TensorOptions().dtype(torch::kFloat));
+}
+
 void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
                      const DiffusionOptions& o, const std::string& run_dir,
                      const StepReport& report, const DiffusionMonitor& monitor) {
@@ -276,6 +281,7 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
   if (o.mirror && !latents.mirrored_mean.defined())
     throw Error("diffusion: mirror augmentation needs latents encoded with their mirror images");
   if (o.snr_gamma < 0) throw Error("diffusion: the min-SNR γ must be ≥ 0 (0 = off)");
+  if (o.noise_offset < 0) throw Error("diffusion: the noise offset must be ≥ 0 (0 = off)");
   for (; step < o.steps; ++step) {
     set_learning_rate(optimizer, cosine_lr(o.lr, step, schedule, o.warmup, 0.1));
     auto gen = step_generator(o.seed, step);
@@ -295,6 +301,8 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
       mean = torch::where(flip, latents.mirrored_mean.index_select(0, index), mean);
       std = torch::where(flip, latents.mirrored_std.index_select(0, index), std);
     }
+    if (o.noise_offset > 0)  // drawn after the others too
+      eps = eps + offset_noise(o.batch, eps.size(1), o.noise_offset, gen).to(eps.options());
     auto z0 = (mean + std * posterior_noise) * scale;
     auto a = alphas.index_select(0, t).view({-1, 1, 1, 1});
     auto zt = a.sqrt() * z0 + (1 - a).sqrt() * eps;

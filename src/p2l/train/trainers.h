@@ -78,9 +78,17 @@ struct DiffusionOptions : StageOptions {
   // by min(SNR(t), γ) / SNR(t), so the nearly noise-free timesteps, whose ε is hard to predict
   // and matters least for the image, stop dominating the gradient.
   double snr_gamma = 0;
+  // Offset noise (Guttenberg 2023), 0 = off: ε gets a per-sample, per-channel constant of this
+  // standard deviation. SD's schedule leaves ᾱ_T ≈ 0.005, and a 16×16 latent's noise has a
+  // spatial mean of std 1/16, which a UNet trained on plain noise reads as the image's mean
+  // colour: the seed, not the caption, would then pick the colour of a sample.
+  double noise_offset = 0;
 };
 // The min-SNR-γ weights min(SNR, γ) / SNR, SNR = ᾱ / (1 − ᾱ), of cumulative alphas ᾱ (any shape).
 torch::Tensor min_snr_weights(const torch::Tensor& alphas_cumprod, double gamma);
+// Offset noise's constants: [batch, channels, 1, 1] of standard deviation `offset`, drawn from
+// `gen`, to add to the training noise ε.
+torch::Tensor offset_noise(int64_t batch, int64_t channels, double offset, at::Generator& gen);
 // Called every `monitor_every` steps with the step and the model holding the EMA weights (VAE
 // and tokenizer shared with the trained model), e.g. to track the train/test loss gap.
 using DiffusionMonitor = std::function<void(int64_t step, model::StableDiffusion& ema)>;
