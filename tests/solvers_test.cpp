@@ -234,10 +234,10 @@ TEST(Solvers, BadInputIsRejectedWithClearErrors) {
 // takes the mean over every committed test image the defaults' sweep did not use (00 and
 // 03–07): what an unseen emoji has under the box is a guess that a posterior sample commits to,
 // where the naive mean fill is the MSE-safe answer, so one or two images make the comparison a
-// matter of luck. On 00 and 03 alone every method is below the naive fill (00: naive 22.00,
-// methods 21.6–22.9 dB; 03: naive 21.06, methods 19.0–20.1); over the six the margins are 2.2
-// (PSLD) to 4.0 dB (ReSample), P2L 2.5, each method winning on 4 or 5 of them (step-5000 UNet,
-// each method's defaults).
+// matter of luck. On 03 every method is below the naive fill (naive 21.06, methods 19.6–20.7 dB)
+// and on 00 three of five (naive 22.00, methods 21.2–24.1); over the six the margins are 1.6
+// (LDPS) to 3.7 dB (ReSample), P2L 1.9, each method winning on 3 to 5 of them (the offset-noise
+// UNet of 2026-12-01, each method's defaults).
 std::vector<fs::path> images_for(const std::string& task) {
   auto paths = test_image_paths();
   if (task != "box-inpaint") return {paths.at(0)};

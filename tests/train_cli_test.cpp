@@ -115,13 +115,13 @@ TEST_F(TrainTestImages, UnetOnAShippedAutoencoder) {
                              " --autoencoder-from " + model.string();
   const auto trained = run_p2l("train unet" + common +
                                " --unet-steps 2 --unet-batch 2 --monitor-every 0 --unet-mirror "
-                               "--unet-snr-gamma 5 --unet-noise-offset 0.1");
+                               "--unet-snr-gamma 5 --unet-noise-offset 0.2");  // not the default 0.1
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
   std::ifstream in(root_ / "run" / "unet.json");
   const auto record = nlohmann::json::parse(in);
   EXPECT_EQ(record["mirror"], true);
   EXPECT_EQ(record["snr_gamma"], 5.0);
-  EXPECT_EQ(record["noise_offset"], 0.1);
+  EXPECT_EQ(record["noise_offset"], 0.2);
   EXPECT_EQ(record["steps"], 2);
 
   const auto exported = run_p2l("train export" + common + " --out " + (root_ / "model").string());
