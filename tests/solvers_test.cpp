@@ -235,9 +235,9 @@ TEST(Solvers, BadInputIsRejectedWithClearErrors) {
 // 03–07): what an unseen emoji has under the box is a guess that a posterior sample commits to,
 // where the naive mean fill is the MSE-safe answer, so one or two images make the comparison a
 // matter of luck. On 03 every method is below the naive fill (naive 21.06, methods 19.6–20.7 dB)
-// and on 00 three of five (naive 22.00, methods 21.2–24.1); over the six the margins are 1.6
-// (LDPS) to 3.7 dB (ReSample), P2L 1.9, each method winning on 3 to 5 of them (the offset-noise
-// UNet of 2026-12-01, each method's defaults).
+// and on 00 two of five (naive 22.00, methods 21.2–24.2); over the six the margins are 1.9
+// (P2L) to 3.7 dB (ReSample), each method winning on 4 or 5 of them (the offset-noise UNet of
+// 2026-12-01, each method's defaults).
 std::vector<fs::path> images_for(const std::string& task) {
   auto paths = test_image_paths();
   if (task != "box-inpaint") return {paths.at(0)};
