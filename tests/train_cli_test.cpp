@@ -147,6 +147,10 @@ TEST_F(TrainTestImages, TextEncoderSizeIsRecordedByTheUnetStageAndUsedByExport) 
   const std::string unet = "train unet" + common + " --unet-batch 2 --monitor-every 0";
   const auto trained = run_p2l(unet + " --unet-steps 2 --text-width 32 --text-layers 1");
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  {  // the shipped recipe's offset noise is the default
+    std::ifstream in(root_ / "run" / "unet.json");
+    EXPECT_EQ(nlohmann::json::parse(in)["noise_offset"], 0.1);
+  }
   const auto exported = run_p2l("train export" + common + " --out " + (root_ / "model").string());
   ASSERT_EQ(exported.exit_code, 0) << exported.err;
   std::ifstream text_in(root_ / "model" / "text_encoder" / "config.json");
