@@ -608,7 +608,8 @@ void add_train_command(CLI::App& app) {
       ->check(non_negative());
   cmd->add_option("--unet-noise-offset", a->unet.noise_offset,
                   "Offset noise: std of a per-channel constant added to the training noise "
-                  "(0 = off; lets the caption, not the seed, set a sample's colour; default 0.1)")
+                  "(0 = off; lets the caption, not the seed, set a sample's colour)")
+      ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--autoencoder-from", a->autoencoder_from,
                   "unet, export: take the autoencoder and tokenizer of this model folder instead "
