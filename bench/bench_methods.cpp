@@ -39,6 +39,7 @@
 #include "p2l/operators/measurement.h"
 #include "p2l/operators/presets.h"
 #include "p2l/solvers/guidance.h"
+#include "p2l/allocator.h"
 #include "p2l/threads.h"
 
 using namespace p2l;
@@ -647,6 +648,7 @@ operators::Measurement measurement_for(const std::string& task, const torch::Ten
 }  // namespace
 
 int main(int argc, char** argv) try {
+  const bool reuse = p2l::reuse_freed_memory();
   const Options o = parse(argc, argv);
   const int threads = set_threads(o.threads);
   if (o.blas_threads > 0) set_blas_threads(o.blas_threads);
@@ -656,11 +658,11 @@ int main(int argc, char** argv) try {
 
   std::printf(
       "## bench_methods\n\nCPU: %s, %u logical CPUs; LibTorch %s; %d intra-op threads; "
-      "BLAS threads %s; MKL %s, oneDNN %s; device %s%s.\n",
+      "BLAS threads %s; MKL %s, oneDNN %s; device %s%s; freed memory reused: %s.\n",
       cpu_model().c_str(), std::thread::hardware_concurrency(), TORCH_VERSION, threads,
       o.blas_threads > 0 ? std::to_string(o.blas_threads).c_str() : "1 (p2l's default)",
       at::hasMKL() ? "yes" : "no", at::hasMKLDNN() ? "yes" : "no", device.str().c_str(),
-      o.channels_last ? "; channels-last weights" : "");
+      o.channels_last ? "; channels-last weights" : "", reuse ? "yes" : "no (P2L_SYSTEM_MALLOC)");
 
   // The matrix-multiply peak at this run's threads: one product with BLAS's threads as p2l sets
   // them, and with as many BLAS threads as intra-op threads (what the machine can do).

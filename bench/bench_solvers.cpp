@@ -13,18 +13,20 @@
 #include "p2l/operators/measurement.h"
 #include "p2l/operators/presets.h"
 #include "p2l/solvers/solver.h"
+#include "p2l/allocator.h"
 #include "p2l/threads.h"
 
 using namespace p2l;
 
 int main(int argc, char** argv) {
+  const bool reuse = p2l::reuse_freed_memory();
   const std::string model_dir = argc > 1 ? argv[1] : "models/emoji-64";
   const int64_t steps = argc > 2 ? std::atoll(argv[2]) : 20;
   const int threads = set_threads(argc > 3 ? std::atoi(argv[3]) : 0);
   auto sd = model::load_stable_diffusion(model_dir);
   auto x = io::load_image(model_dir + "/test_images/00_google.png");
-  std::printf("model %s, %lld steps, %d threads\n\n", model_dir.c_str(),
-              static_cast<long long>(steps), threads);
+  std::printf("model %s, %lld steps, %d threads, freed memory reused: %s\n\n", model_dir.c_str(),
+              static_cast<long long>(steps), threads, reuse ? "yes" : "no (P2L_SYSTEM_MALLOC)");
   std::printf("| task | method | ms / step | UNet fwd+bwd / step | decoder fwd+bwd / step | "
               "encoder fwd+bwd / step |\n|---|---|---|---|---|---|\n");
   for (const std::string task : {"sr", "gauss-blur", "box-inpaint"}) {

@@ -1,13 +1,17 @@
 // Time of one training step of the shipped emoji model's UNet + text encoder, split by phase,
-// with and without channels-last, plus the top operators by self CPU time.
+// with and without channels-last, and of the UNet with cross-attention at every level (the
+// --unet-attention 1,1,1 experiment); the channels-last step is profiled.
 //   ./build/bench/bench_train_step [batch] [threads]
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "p2l/model/stable_diffusion.h"
+#include "p2l/allocator.h"
 #include "p2l/threads.h"
 #include "p2l/train/trainers.h"
 
@@ -19,9 +23,12 @@ double since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
-void run(bool channels_last, int64_t batch, bool profile) {
+void run(bool channels_last, int64_t batch, bool profile,
+         std::vector<bool> attention = {false, true, true}) {
   torch::manual_seed(0);
-  model::UNet unet(train::emoji_unet_config(64));
+  const std::string levels = std::string(attention[0] ? "1" : "0") + (attention[1] ? "1" : "0") +
+                             (attention[2] ? "1" : "0");
+  model::UNet unet(train::emoji_unet_config(64, std::move(attention)));
   model::ClipTextModel text(train::emoji_text_config(2014));
   if (channels_last) model::use_channels_last(*unet);
   std::vector<torch::Tensor> params = unet->parameters();
@@ -48,9 +55,9 @@ void run(bool channels_last, int64_t batch, bool profile) {
     const double to = since(t0);
     if (i >= warm) f += tf, b += tb, o += to;
   }
-  std::printf("channels_last=%d batch=%lld  forward %.1f ms  backward %.1f ms  optimizer %.1f ms"
-              "  total %.1f ms\n",
-              channels_last, static_cast<long long>(batch), f / reps, b / reps, o / reps,
+  std::printf("attention=%s channels_last=%d batch=%lld  forward %.1f ms  backward %.1f ms"
+              "  optimizer %.1f ms  total %.1f ms\n",
+              levels.c_str(), channels_last, static_cast<long long>(batch), f / reps, b / reps, o / reps,
               (f + b + o) / reps);
   if (profile) {
     torch::autograd::profiler::RecordProfile guard("/tmp/train_step_trace.json");
@@ -63,9 +70,12 @@ void run(bool channels_last, int64_t batch, bool profile) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool reuse = p2l::reuse_freed_memory();
   const int64_t batch = argc > 1 ? std::atoll(argv[1]) : 32;
   const int threads = p2l::set_threads(argc > 2 ? std::atoi(argv[2]) : 0);
-  std::printf("threads %d\n", threads);
+  std::printf("threads %d, freed memory reused: %s\n", threads,
+              reuse ? "yes" : "no (P2L_SYSTEM_MALLOC)");
   run(false, batch, false);
   run(true, batch, true);
+  run(false, batch, false, {true, true, true});
 }

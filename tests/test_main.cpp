@@ -2,9 +2,11 @@
 
 #include <cstdlib>
 
+#include "p2l/allocator.h"
 #include "p2l/threads.h"
 
 int main(int argc, char** argv) {
+  p2l::reuse_freed_memory();
   ::testing::InitGoogleTest(&argc, argv);
   // LibTorch starts with one intra-op thread here: use the machine, or OMP_NUM_THREADS when set
   // (ctest sets it; on a busy machine one thread per test process is much faster).

@@ -137,15 +137,16 @@ TEST_F(TrainTestImages, UnetOnAShippedAutoencoder) {
   EXPECT_FALSE(torch::equal(ours.load(name), shipped.load(name)));
 }
 
-// The text encoder's size is the UNet stage's to choose; export builds what the run trained
-// without being told, and a resumed run cannot silently change it.
-TEST_F(TrainTestImages, TextEncoderSizeIsRecordedByTheUnetStageAndUsedByExport) {
+// The text encoder's size and the UNet's attention levels are the UNet stage's to choose; export
+// builds what the run trained without being told, and a resumed run cannot silently change them.
+TEST_F(TrainTestImages, ArchitectureIsRecordedByTheUnetStageAndUsedByExport) {
   const auto model = fs::path(P2L_MODELS_DIR) / "emoji-64";
   const std::string common = " --data " + (root_ / "cache").string() + " --split " +
                              (root_ / "split.txt").string() + " --run " + (root_ / "run").string() +
                              " --autoencoder-from " + model.string();
   const std::string unet = "train unet" + common + " --unet-batch 2 --monitor-every 0";
-  const auto trained = run_p2l(unet + " --unet-steps 2 --text-width 32 --text-layers 1");
+  const auto trained =
+      run_p2l(unet + " --unet-steps 2 --text-width 32 --text-layers 1 --unet-attention 1,1,0");
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
   {  // the shipped recipe's offset noise is the default
     std::ifstream in(root_ / "run" / "unet.json");
@@ -159,19 +160,29 @@ TEST_F(TrainTestImages, TextEncoderSizeIsRecordedByTheUnetStageAndUsedByExport) 
   EXPECT_EQ(text["intermediate_size"], 128);
   EXPECT_EQ(text["num_hidden_layers"], 1);
   std::ifstream unet_in(root_ / "model" / "unet" / "config.json");
-  EXPECT_EQ(nlohmann::json::parse(unet_in)["cross_attention_dim"], 32);
+  const auto unet_config = nlohmann::json::parse(unet_in);
+  EXPECT_EQ(unet_config["cross_attention_dim"], 32);
+  EXPECT_EQ(unet_config["down_block_types"],
+            nlohmann::json({"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"}));
   const auto sampled = run_p2l("sample -m " + (root_ / "model").string() + " -p \"a face\" --steps 2 -o " +
                                (root_ / "s.png").string());
   EXPECT_EQ(sampled.exit_code, 0) << sampled.err;
 
   // Resuming with another size is refused; --no-resume starts over with it.
-  expect_one_line_error(run_p2l(unet + " --unet-steps 3"), "--text-width");
+  expect_one_line_error(run_p2l(unet + " --unet-steps 3"), "--unet-attention");
+  expect_one_line_error(
+      run_p2l(unet + " --unet-steps 3 --text-width 32 --text-layers 1 --unet-attention 0,1,1"),
+      "UNet attention 1,1,0");
   const auto restarted = run_p2l(unet + " --unet-steps 2 --no-resume");
   EXPECT_EQ(restarted.exit_code, 0) << restarted.err;
   expect_one_line_error(run_p2l("train export" + common + " --text-width 32"),
-                        "--text-width and --text-layers are for the unet stage");
+                        "--text-width, --text-layers and --unet-attention are for the unet stage");
   expect_one_line_error(run_p2l(unet + " --unet-steps 2 --no-resume --text-width 30"),
                         "multiple of 4");
+  expect_one_line_error(run_p2l(unet + " --unet-steps 2 --no-resume --unet-attention 1,1"),
+                        "--unet-attention");
+  expect_one_line_error(run_p2l(unet + " --unet-steps 2 --no-resume --unet-attention 0,2,1"),
+                        "--unet-attention");
 }
 
 TEST_F(TrainTestImages, UnetOptionErrorsAreOneLine) {

@@ -58,9 +58,11 @@ struct TrainArgs {
   std::string fd_emoji;          // report: the FD-emoji network ("" = <out>/fd_emoji)
   // unet, export: a model folder whose autoencoder and tokenizer replace the run folder's.
   std::string autoencoder_from;
-  // unet: the text encoder's size (recorded in <run>/text_encoder.json for export and resuming).
+  // unet: the text encoder's size and the UNet's cross-attention levels (recorded in
+  // <run>/architecture.json for export and resuming).
   int64_t text_width = 64;
   int64_t text_layers = 2;
+  std::vector<int> unet_attention = {0, 1, 1};
   int64_t count = 50;      // test-images
   std::string images_out;  // test-images
 };
@@ -165,38 +167,68 @@ void stage_tokenizer(const TrainArgs& a) {
             << " merges -> " << dir.string() << "\n";
 }
 
-// The text encoder's width and depth: the UNet stage takes the flags and records them in the
-// run folder, so that export (and a resumed UNet stage) build the network that was trained.
-struct TextSize {
-  int64_t width, layers;
+// The networks' sizes that the UNet stage chooses (text encoder width and depth, the UNet's
+// cross-attention levels): it records them in the run folder, so that export (and a resumed UNet
+// stage) build the networks that were trained.
+struct Architecture {
+  int64_t text_width, text_layers;
+  std::vector<int> unet_attention;  // 0/1 per UNet level, from the 16×16 one down
+
+  bool operator==(const Architecture& o) const {
+    return text_width == o.text_width && text_layers == o.text_layers &&
+           unet_attention == o.unet_attention;
+  }
+  std::string describe() const {
+    std::string levels;
+    for (int v : unet_attention) levels += (levels.empty() ? "" : ",") + std::to_string(v);
+    return "a text encoder of width " + std::to_string(text_width) + " and " +
+           std::to_string(text_layers) + " layers, UNet attention " + levels;
+  }
+  std::vector<bool> attention_levels() const {
+    return {unet_attention.begin(), unet_attention.end()};
+  }
 };
 
-fs::path text_size_record(const TrainArgs& a) { return fs::path(a.run) / "text_encoder.json"; }
+fs::path architecture_record(const TrainArgs& a) { return fs::path(a.run) / "architecture.json"; }
 
-std::optional<TextSize> recorded_text_size(const TrainArgs& a) {
-  if (!fs::exists(text_size_record(a))) return std::nullopt;
-  const auto j = read_json_file(text_size_record(a));
-  return TextSize{j.at("width").get<int64_t>(), j.at("layers").get<int64_t>()};
+std::optional<Architecture> recorded_architecture(const TrainArgs& a) {
+  if (!fs::exists(architecture_record(a))) return std::nullopt;
+  const auto j = read_json_file(architecture_record(a));
+  return Architecture{j.at("text_width").get<int64_t>(), j.at("text_layers").get<int64_t>(),
+                      j.at("unet_attention").get<std::vector<int>>()};
+}
+
+// The flags' architecture for the UNet stage; for the others the run's record, if it has one.
+Architecture architecture(const TrainArgs& a) {
+  if (a.stage != "unet")
+    if (const auto recorded = recorded_architecture(a)) return *recorded;
+  return {a.text_width, a.text_layers, a.unet_attention};
 }
 
 model::ClipTextConfig text_config(const TrainArgs& a, int64_t vocab_size) {
-  TextSize size{a.text_width, a.text_layers};
-  if (a.stage != "unet")
-    if (const auto recorded = recorded_text_size(a)) size = *recorded;
-  return train::emoji_text_config(vocab_size, size.width, size.layers);
+  const auto arch = architecture(a);
+  return train::emoji_text_config(vocab_size, arch.text_width, arch.text_layers);
 }
 
-// Before the UNet stage trains: a resumed run must keep the text encoder it started with.
-void record_text_size(const TrainArgs& a) {
-  train::emoji_text_config(1, a.text_width, a.text_layers);  // a bad size fails before it is recorded
+model::UNetConfig unet_config(const TrainArgs& a, int64_t context_dim) {
+  return train::emoji_unet_config(context_dim, architecture(a).attention_levels());
+}
+
+// Before the UNet stage trains: a resumed run must keep the networks it started with.
+void record_architecture(const TrainArgs& a) {
+  const auto wanted = architecture(a);
+  // A bad size fails before it is recorded.
+  train::emoji_text_config(1, wanted.text_width, wanted.text_layers);
+  train::emoji_unet_config(wanted.text_width, wanted.attention_levels());
   const bool resuming = a.unet.resume && fs::exists(fs::path(a.run) / "diffusion.state");
-  const auto recorded = resuming ? recorded_text_size(a) : std::nullopt;
-  if (recorded && (recorded->width != a.text_width || recorded->layers != a.text_layers))
-    throw Error(a.run + ": its UNet stage trains a text encoder of width " +
-                std::to_string(recorded->width) + " and " + std::to_string(recorded->layers) +
-                " layers; pass the same --text-width and --text-layers, or --no-resume");
+  const auto recorded = resuming ? recorded_architecture(a) : std::nullopt;
+  if (recorded && !(*recorded == wanted))
+    throw Error(a.run + ": its UNet stage trains " + recorded->describe() +
+                "; pass the same --text-width, --text-layers and --unet-attention, or --no-resume");
   fs::create_directories(a.run);
-  write_json_file(text_size_record(a), {{"width", a.text_width}, {"layers", a.text_layers}});
+  write_json_file(architecture_record(a), {{"text_width", wanted.text_width},
+                                           {"text_layers", wanted.text_layers},
+                                           {"unet_attention", wanted.unet_attention}});
 }
 
 fs::path tokenizer_dir(const TrainArgs& a) {
@@ -213,7 +245,7 @@ model::StableDiffusion emoji_model(const TrainArgs& a) {
     if (!base.tokenizer) throw Error(a.autoencoder_from + ": --autoencoder-from needs a tokenizer/ folder");
     model::ModelConfig config = base.config;
     config.text = text_config(a, static_cast<int64_t>(base.tokenizer->vocab_size()));
-    config.unet = train::emoji_unet_config(config.text.hidden_size);
+    config.unet = unet_config(a, config.text.hidden_size);
     auto sd = model::StableDiffusion::create(config);
     sd.tokenizer = base.tokenizer;
     sd.vae = base.vae;
@@ -225,7 +257,7 @@ model::StableDiffusion emoji_model(const TrainArgs& a) {
   config.vae = train::emoji_vae_config();
   config.vae.scaling_factor = read_json_file(fs::path(a.run) / "vae.json")["scaling_factor"];
   config.text = text_config(a, static_cast<int64_t>(tokenizer->vocab_size()));
-  config.unet = train::emoji_unet_config(config.text.hidden_size);
+  config.unet = unet_config(a, config.text.hidden_size);
   auto sd = model::StableDiffusion::create(config);
   sd.tokenizer = tokenizer;
   model::load_module_weights(*sd.vae, (fs::path(a.run) / "vae.safetensors").string());
@@ -233,7 +265,7 @@ model::StableDiffusion emoji_model(const TrainArgs& a) {
 }
 
 void stage_unet(const TrainArgs& a) {
-  record_text_size(a);
+  record_architecture(a);
   auto sd = emoji_model(a);
   const auto items = train::list_emoji(a.data);
   const auto tests = test_bases(a);
@@ -620,6 +652,13 @@ void add_train_command(CLI::App& app) {
   auto* text_layers = cmd->add_option("--text-layers", a->text_layers,
                   "unet: text encoder layers (export takes the run's)")
       ->check(CLI::PositiveNumber);
+  auto* unet_attention = cmd->add_option("--unet-attention", a->unet_attention,
+                  "unet: cross-attention (1) or none (0) at each UNet level, from the 16×16 one "
+                  "down (export takes the run's)")
+      ->delimiter(',')
+      ->expected(3)
+      ->capture_default_str()
+      ->check(CLI::IsMember({0, 1}));
   cmd->add_option("--recognition-samples", a->recognition_samples,
                   "Samples per split classified by FD-emoji (report; 0 = none)")
       ->check(non_negative());
@@ -654,16 +693,17 @@ void add_train_command(CLI::App& app) {
                   a->vae.resume = a->decoder.resume = a->unet.resume = a->features.resume = false;
                 },
                 "Start over instead of resuming from the run folder's checkpoints");
-  cmd->callback([a, text_width, text_layers] {
+  cmd->callback([a, text_width, text_layers, unet_attention] {
     a->unet.checkpoint_every = a->decoder.checkpoint_every = a->features.checkpoint_every =
         a->vae.checkpoint_every;
     const auto& s = a->stage;
     const bool all = s == "all";
     if (!a->autoencoder_from.empty() && s != "unet" && s != "export")
       throw Error("train " + s + ": --autoencoder-from is for the unet and export stages");
-    if ((text_width->count() || text_layers->count()) && s != "unet" && !all)
-      throw Error("train " + s + ": --text-width and --text-layers are for the unet stage (export "
-                  "takes the run folder's)");
+    if ((text_width->count() || text_layers->count() || unet_attention->count()) && s != "unet" &&
+        !all)
+      throw Error("train " + s + ": --text-width, --text-layers and --unet-attention are for the "
+                  "unet stage (export takes the run folder's)");
     if (s == "split" || (all && !fs::exists(a->split))) stage_split(*a);
     if (s == "vae" || all) stage_vae(*a);
     if (s == "decoder" || all) stage_decoder(*a);

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "p2l/allocator.h"
 #include "p2l/error.h"
 #include "p2l/log.h"
 #include "p2l/threads.h"
@@ -31,6 +32,7 @@ torch::Device parse_device(const std::string& name) {
 }  // namespace p2l::cli
 
 int main(int argc, char** argv) {
+  p2l::reuse_freed_memory();  // before the first large tensor
   CLI::App app{"p2l: image restoration by posterior sampling with latent diffusion priors"};
   app.require_subcommand(1);
   app.fallthrough();  // shared options (--threads, -v) may follow the subcommand

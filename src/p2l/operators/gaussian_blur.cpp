@@ -8,7 +8,7 @@
 namespace p2l::operators {
 namespace {
 
-void check_parameters(int64_t size, double sigma) {
+void check_gaussian_parameters(int64_t size, double sigma) {
   if (size < 1 || size % 2 == 0)
     throw Error("Gaussian blur: kernel size must be odd and positive, got " + std::to_string(size));
   if (!(sigma > 0) || !std::isfinite(sigma))
@@ -25,7 +25,7 @@ int64_t reflect(int64_t i, int64_t n) {
 }  // namespace
 
 torch::Tensor gaussian_kernel(int64_t size, double sigma) {
-  check_parameters(size, sigma);
+  check_gaussian_parameters(size, sigma);
   const int64_t radius = static_cast<int64_t>(4.0 * sigma + 0.5);  // scipy: truncate = 4
   std::vector<double> taps(2 * radius + 1);
   double total = 0;
@@ -61,7 +61,7 @@ std::unique_ptr<GaussianBlur> GaussianBlur::from_json(const nlohmann::json& j,
                                                       const NamedTensors& tensors) {
   const auto size = j.at("kernel_size").get<int64_t>();
   const auto sigma = j.at("sigma").get<double>();
-  check_parameters(size, sigma);
+  check_gaussian_parameters(size, sigma);
   if (j.contains("kernel_tensor")) {
     const auto name = j["kernel_tensor"].get<std::string>();
     const auto found = tensors.find(name);

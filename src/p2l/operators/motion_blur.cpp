@@ -16,7 +16,7 @@ constexpr double kPi = 3.14159265358979323846;
 // Bounds the step-drawing loop when the target length is vanishingly small.
 constexpr int64_t kMaxStepDraws = 100000;
 
-void check_parameters(int64_t size, double intensity) {
+void check_motion_parameters(int64_t size, double intensity) {
   if (size < 1 || size % 2 == 0)
     throw Error("motion blur: kernel size must be odd and positive, got " + std::to_string(size));
   if (!(intensity >= 0 && intensity <= 1))
@@ -65,7 +65,7 @@ torch::Tensor gaussian_smooth(const torch::Tensor& image, double sigma) {
 }  // namespace
 
 torch::Tensor random_motion_kernel(int64_t size, double intensity, uint64_t seed) {
-  check_parameters(size, intensity);
+  check_motion_parameters(size, intensity);
   SplitMix64 rng(derive_seed(seed, "motion_kernel"));
   const int64_t canvas = 2 * size;  // drawn at 2× and down-sampled, as the reference
   const double diagonal = std::sqrt(2.0) * static_cast<double>(canvas);

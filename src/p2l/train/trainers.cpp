@@ -48,10 +48,13 @@ model::ClipTextConfig emoji_text_config(int64_t vocab_size, int64_t width, int64
   return c;
 }
 
-model::UNetConfig emoji_unet_config(int64_t context_dim) {
+model::UNetConfig emoji_unet_config(int64_t context_dim, std::vector<bool> attention) {
   model::UNetConfig c;
   c.block_out_channels = {32, 64, 128};
-  c.attention_levels = {false, true, true};
+  if (attention.size() != c.block_out_channels.size())
+    throw Error("UNet: attention is given for " + std::to_string(attention.size()) +
+                " levels; the emoji UNet has " + std::to_string(c.block_out_channels.size()));
+  c.attention_levels = std::move(attention);
   c.layers_per_block = 1;
   c.num_heads = 4;
   c.context_dim = context_dim;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "p2l/model/stable_diffusion.h"
 #include "p2l/train/emoji_dataset.h"
@@ -21,7 +22,10 @@ model::VaeConfig emoji_vae_config();  // 3 levels: f = 4, 16×16×4 latents
 // width and layers: the shipped model's 64 and 2 unless an experiment asks for another size
 // (4 heads, MLP 4 × width).
 model::ClipTextConfig emoji_text_config(int64_t vocab_size, int64_t width = 64, int64_t layers = 2);
-model::UNetConfig emoji_unet_config(int64_t context_dim);
+// attention: cross-attention at each level, from the 16×16 one down; the shipped model's has it at
+// the two lower levels.
+model::UNetConfig emoji_unet_config(int64_t context_dim,
+                                    std::vector<bool> attention = {false, true, true});
 
 struct StageOptions {
   int64_t steps = 1000;
