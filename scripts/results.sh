@@ -12,6 +12,10 @@
 # when all have finished. Interrupted, it resumes where it stopped when run again.
 #
 #   scripts/results.sh [emoji|openmoji|ablation|all]   (default all; environment: NP=2 THREADS=1 P2L)
+#   scripts/results.sh save   copies the finished jobs' records of every run folder to
+#                             docs/results/partial/, to be committed: a run starts from them when
+#                             its folder is new, so a set too long for one sitting (a session,
+#                             a fresh clone) goes on where the last one stopped. Same NP needed.
 #
 # Cost on the 2-core development machine: about 90 s of one core per image × task for the five
 # methods at 200 steps (runs 2 and 3: about 6 core-hours each), 35 s for the ablation's two
@@ -27,6 +31,18 @@ run=runs/results
 # Box inpainting first: the task where the solvers' margin over the naive reconstruction is in
 # question (docs/solvers.md); the jobs run task by task, so a partial run has whole tasks.
 tasks=box-inpaint,sr,motion-blur,gauss-blur,random-inpaint
+carried=docs/results/partial
+
+if [[ $which == save ]]; then
+  for dir in "$run"/*/; do
+    name=$(basename "$dir")
+    compgen -G "$dir/results.shard-*.jsonl" >/dev/null || continue
+    mkdir -p "$carried/$name"
+    cp "$dir"/results.shard-*.jsonl "$dir"/plan.shard-*.json "$carried/$name/"
+    echo "$carried/$name: $(cat "$dir"/results.shard-*.jsonl | wc -l) finished jobs"
+  done
+  exit 0
+fi
 
 if [[ ! -f $run/images/emoji/captions.json ]]; then
   "$p2l" train test-images --count 50 --images-out "$run/images/emoji"
@@ -40,6 +56,12 @@ sharded_eval() {
   local out=$1
   shift
   local pids=()
+  local saved=$carried/$(basename "$out")
+  if [[ -d $saved ]] && ! compgen -G "$out/results.shard-*.jsonl" >/dev/null; then
+    mkdir -p "$out"
+    cp "$saved"/* "$out/"
+    echo "$out: resuming from $(cat "$saved"/results.shard-*.jsonl | wc -l) jobs in $saved"
+  fi
   for ((i = 0; i < np; ++i)); do
     "$p2l" --threads "$threads" -q eval -m "$model" -o "$out" --shard "$i/$np" --resume \
       --tasks "$tasks" "$@" &
