@@ -205,13 +205,11 @@ Architecture architecture(const TrainArgs& a) {
   return {a.text_width, a.text_layers, a.unet_attention};
 }
 
-model::ClipTextConfig text_config(const TrainArgs& a, int64_t vocab_size) {
+// The text encoder and UNet configurations of the architecture, read once.
+void set_networks(const TrainArgs& a, int64_t vocab_size, model::ModelConfig& config) {
   const auto arch = architecture(a);
-  return train::emoji_text_config(vocab_size, arch.text_width, arch.text_layers);
-}
-
-model::UNetConfig unet_config(const TrainArgs& a, int64_t context_dim) {
-  return train::emoji_unet_config(context_dim, architecture(a).attention_levels());
+  config.text = train::emoji_text_config(vocab_size, arch.text_width, arch.text_layers);
+  config.unet = train::emoji_unet_config(config.text.hidden_size, arch.attention_levels());
 }
 
 // Before the UNet stage trains: a resumed run must keep the networks it started with.
@@ -244,8 +242,7 @@ model::StableDiffusion emoji_model(const TrainArgs& a) {
     const auto base = model::load_stable_diffusion(a.autoencoder_from);
     if (!base.tokenizer) throw Error(a.autoencoder_from + ": --autoencoder-from needs a tokenizer/ folder");
     model::ModelConfig config = base.config;
-    config.text = text_config(a, static_cast<int64_t>(base.tokenizer->vocab_size()));
-    config.unet = unet_config(a, config.text.hidden_size);
+    set_networks(a, static_cast<int64_t>(base.tokenizer->vocab_size()), config);
     auto sd = model::StableDiffusion::create(config);
     sd.tokenizer = base.tokenizer;
     sd.vae = base.vae;
@@ -256,8 +253,7 @@ model::StableDiffusion emoji_model(const TrainArgs& a) {
   model::ModelConfig config;
   config.vae = train::emoji_vae_config();
   config.vae.scaling_factor = read_json_file(fs::path(a.run) / "vae.json")["scaling_factor"];
-  config.text = text_config(a, static_cast<int64_t>(tokenizer->vocab_size()));
-  config.unet = unet_config(a, config.text.hidden_size);
+  set_networks(a, static_cast<int64_t>(tokenizer->vocab_size()), config);
   auto sd = model::StableDiffusion::create(config);
   sd.tokenizer = tokenizer;
   model::load_module_weights(*sd.vae, (fs::path(a.run) / "vae.safetensors").string());
