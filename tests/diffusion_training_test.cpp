@@ -144,6 +144,27 @@ TEST(DiffusionTraining, NoiseOffsetChangesOnlyTheNoise) {
   EXPECT_THROW(trained_unet(latents, o, "offset-negative"), Error);
 }
 
+TEST(DiffusionTraining, NameDropoutChangesOnlyTheCaptions) {
+  auto sd = fresh_model();
+  auto latents = made_up_latents(sd);
+  const auto plain = trained_unet(latents, {}, "plain-names");
+  train::DiffusionOptions o;
+  o.name_dropout = 0.5;
+  EXPECT_THROW(trained_unet(latents, o, "no-nameless"), Error);  // no captions without names
+  // Nameless captions identical to the captions: the plain run, bit for bit (the coin flips
+  // must not shift the other random draws).
+  latents.nameless_ids = latents.ids.clone();
+  EXPECT_TRUE(torch::equal(trained_unet(latents, o, "same-captions"), plain));
+  latents.nameless_ids = sd.tokenizer->tokenize_batch(
+      {"face smiling", "animal mammal", "hand fingers open", "food fruit"},
+      static_cast<int>(sd.config.text.max_positions));
+  EXPECT_FALSE(torch::equal(trained_unet(latents, o, "nameless"), plain));
+  o.name_dropout = 0;  // off: the nameless captions are never drawn
+  EXPECT_TRUE(torch::equal(trained_unet(latents, o, "name-dropout-0"), plain));
+  o.name_dropout = 1.5;
+  EXPECT_THROW(trained_unet(latents, o, "name-dropout-too-large"), Error);
+}
+
 TEST(DiffusionTraining, MirroredLatentsAreTheMirrorImagesEncodings) {
   auto sd = fresh_model();
   torch::manual_seed(5);
@@ -159,6 +180,11 @@ TEST(DiffusionTraining, MirroredLatentsAreTheMirrorImagesEncodings) {
   EXPECT_FALSE(torch::allclose(set.mirrored_mean, set.mean, 1e-3, 1e-3));
   EXPECT_TRUE(set.mirrorable[0].item<bool>());
   EXPECT_FALSE(set.mirrorable[1].item<bool>());
+  // The captions without the emoji's name, for name dropout.
+  const auto nameless = sd.tokenizer->tokenize_batch(
+      {"face smiling, google style", "keycap, google style"},
+      static_cast<int>(sd.config.text.max_positions));
+  EXPECT_TRUE(torch::equal(set.nameless_ids, nameless));
   EXPECT_FALSE(train::encode_latents(sd.vae, data, *sd.tokenizer, sd.config.text.max_positions)
                    .mirrored_mean.defined());
 }

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "p2l/error.h"
 #include "p2l/train/emoji_dataset.h"
 
 namespace p2l::test {
@@ -30,6 +31,16 @@ TEST(EmojiDataset, SpreadCaptionsTakeDistinctBasesEvenlySpaced) {
             (std::vector<std::string>{"a1", "b", "c1", "d1"}));
   EXPECT_TRUE(train::spread_distinct_captions(items, 0).empty());
   EXPECT_TRUE(train::spread_distinct_captions({}, 3).empty());
+}
+
+TEST(EmojiDataset, CaptionWithoutNameDropsTheFirstField) {
+  EXPECT_EQ(train::caption_without_name("waving hand, medium skin tone, hand fingers open, google style"),
+            "medium skin tone, hand fingers open, google style");
+  EXPECT_EQ(train::caption_without_name("andorra flag, country flag, twitter style"),
+            "country flag, twitter style");
+  EXPECT_THROW(train::caption_without_name("hash key, keycap"), Error);
+  EXPECT_THROW(train::caption_without_name("grinning face"), Error);
+  EXPECT_THROW(train::caption_without_name(", face smiling, google style"), Error);
 }
 
 }  // namespace

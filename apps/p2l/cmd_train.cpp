@@ -305,7 +305,7 @@ void stage_unet(const TrainArgs& a) {
                    {"schedule_steps", a.unet.schedule_steps},
                    {"caption_dropout", a.unet.caption_dropout}, {"dropout", a.unet.dropout},
                    {"mirror", a.unet.mirror}, {"snr_gamma", a.unet.snr_gamma},
-                   {"noise_offset", a.unet.noise_offset},
+                   {"noise_offset", a.unet.noise_offset}, {"name_dropout", a.unet.name_dropout},
                    {"seconds", progress.elapsed_seconds()}});
 }
 
@@ -637,6 +637,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--unet-noise-offset", a->unet.noise_offset,
                   "Offset noise: std of a per-channel constant added to the training noise "
                   "(0 = off; lets the caption, not the seed, set a sample's colour)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--unet-name-dropout", a->unet.name_dropout,
+                  "Share of the captions trained without the emoji's name (sub-category, skin "
+                  "tone and style only; 0 = off)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--autoencoder-from", a->autoencoder_from,

@@ -146,6 +146,14 @@ void write_test_bases(const std::set<std::string>& bases, const std::string& pat
   if (!out) throw Error(path + ": cannot write the test split");
 }
 
+std::string caption_without_name(const std::string& caption) {
+  const auto first = caption.find(", ");
+  if (first == std::string::npos || first == 0 || caption.find(", ", first + 2) == std::string::npos)
+    throw Error("emoji caption '" + caption +
+                "': expected '<name>, [<skin tone>,] <sub-category>, <style> style'");
+  return caption.substr(first + 2);
+}
+
 std::vector<std::string> EmojiSet::captions() const {
   std::vector<std::string> out;
   out.reserve(items.size());

@@ -48,6 +48,11 @@ struct EmojiSet {
   EmojiSet spread_subset(int64_t count) const;
 };
 
+// A caption without its emoji's name (the first field; names hold no commas): "medium skin
+// tone, hand fingers open, google style". Throws p2l::Error for a caption with fewer than three
+// fields. The UNet stage's name dropout trains on these.
+std::string caption_without_name(const std::string& caption);
+
 // `count` captions of distinct base emoji spread evenly over `items` (in their order): the k-th
 // is the caption of the first item at or after position k·n/count whose base is not yet taken.
 // Fewer when there are fewer bases. For the report's sample grid.

@@ -224,6 +224,9 @@ LatentSet encode_latents(model::AutoencoderKL& vae, const EmojiSet& data,
   set.mean = torch::cat(means, 0);
   set.std = torch::cat(stds, 0);
   set.ids = tokenizer.tokenize_batch(data.captions(), static_cast<int>(max_length));
+  std::vector<std::string> nameless;
+  for (const auto& caption : data.captions()) nameless.push_back(caption_without_name(caption));
+  set.nameless_ids = tokenizer.tokenize_batch(nameless, static_cast<int>(max_length));
   if (mirrors) {
     set.mirrored_mean = torch::cat(mirrored_means, 0);
     set.mirrored_std = torch::cat(mirrored_stds, 0);
@@ -285,6 +288,10 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
     throw Error("diffusion: mirror augmentation needs latents encoded with their mirror images");
   if (o.snr_gamma < 0) throw Error("diffusion: the min-SNR γ must be ≥ 0 (0 = off)");
   if (o.noise_offset < 0) throw Error("diffusion: the noise offset must be ≥ 0 (0 = off)");
+  if (o.name_dropout < 0 || o.name_dropout > 1)
+    throw Error("diffusion: the name dropout must be in [0, 1] (0 = off)");
+  if (o.name_dropout > 0 && !latents.nameless_ids.defined())
+    throw Error("diffusion: name dropout needs the captions without their names");
   for (; step < o.steps; ++step) {
     set_learning_rate(optimizer, cosine_lr(o.lr, step, schedule, o.warmup, 0.1));
     auto gen = step_generator(o.seed, step);
@@ -306,6 +313,10 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
     }
     if (o.noise_offset > 0)  // drawn after the others too
       eps = eps + offset_noise(o.batch, eps.size(1), o.noise_offset, gen).to(eps.options());
+    if (o.name_dropout > 0) {  // drawn last as well; a dropped caption stays the null prompt
+      auto nameless = (torch::rand({o.batch}, gen) < o.name_dropout) & ~drop;
+      ids = torch::where(nameless.unsqueeze(1), latents.nameless_ids.index_select(0, index), ids);
+    }
     auto z0 = (mean + std * posterior_noise) * scale;
     auto a = alphas.index_select(0, t).view({-1, 1, 1, 1});
     auto zt = a.sqrt() * z0 + (1 - a).sqrt() * eps;

@@ -87,6 +87,10 @@ struct DiffusionOptions : StageOptions {
   // spatial mean of std 1/16, which a UNet trained on plain noise reads as the image's mean
   // colour: the seed, not the caption, would then pick the colour of a sample.
   double noise_offset = 0;
+  // Name dropout, 0 = off: this share of the captions loses the emoji's name
+  // (LatentSet::nameless_ids), so the UNet learns to draw a sub-category, skin tone and style
+  // from those words alone — what it has to go on for a test-split emoji, whose name it never saw.
+  double name_dropout = 0;
 };
 // The min-SNR-γ weights min(SNR, γ) / SNR, SNR = ᾱ / (1 − ᾱ), of cumulative alphas ᾱ (any shape).
 torch::Tensor min_snr_weights(const torch::Tensor& alphas_cumprod, double gamma);
@@ -102,6 +106,7 @@ struct LatentSet {
   // With mirrors only: the posterior of each image mirrored left to right, and which items
   // may be mirrored (bool [N], EmojiItem::mirrorable).
   torch::Tensor mirrored_mean, mirrored_std, mirrorable;
+  torch::Tensor nameless_ids;  // [N, 77] the captions without the emoji's name (name dropout)
 };
 LatentSet encode_latents(model::AutoencoderKL& vae, const EmojiSet& data,
                          const model::ClipTokenizer& tokenizer, int64_t max_length,
