@@ -115,13 +115,15 @@ TEST_F(TrainTestImages, UnetOnAShippedAutoencoder) {
                              " --autoencoder-from " + model.string();
   const auto trained = run_p2l("train unet" + common +
                                " --unet-steps 2 --unet-batch 2 --monitor-every 0 --unet-mirror "
-                               "--unet-snr-gamma 5 --unet-noise-offset 0.2");  // not the default 0.1
+                               "--unet-snr-gamma 5 --unet-noise-offset 0.2"  // not the default 0.1
+                               " --unet-name-dropout 0.5");
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
   std::ifstream in(root_ / "run" / "unet.json");
   const auto record = nlohmann::json::parse(in);
   EXPECT_EQ(record["mirror"], true);
   EXPECT_EQ(record["snr_gamma"], 5.0);
   EXPECT_EQ(record["noise_offset"], 0.2);
+  EXPECT_EQ(record["name_dropout"], 0.5);
   EXPECT_EQ(record["steps"], 2);
 
   const auto exported = run_p2l("train export" + common + " --out " + (root_ / "model").string());
@@ -191,6 +193,7 @@ TEST_F(TrainTestImages, UnetOptionErrorsAreOneLine) {
                         "--autoencoder-from is for the unet and export stages");
   expect_one_line_error(run_p2l("train unet --unet-snr-gamma -1"), "--unet-snr-gamma");
   expect_one_line_error(run_p2l("train unet --unet-noise-offset -0.1"), "--unet-noise-offset");
+  expect_one_line_error(run_p2l("train unet --unet-name-dropout 1.5"), "--unet-name-dropout");
   expect_one_line_error(run_p2l("train unet --run " + (root_ / "run").string() +
                                 " --autoencoder-from " + (root_ / "no-model").string()),
                         "no-model");

@@ -49,8 +49,8 @@ struct EmojiSet {
 };
 
 // A caption without its emoji's name (the first field; names hold no commas): "medium skin
-// tone, hand fingers open, google style". Throws p2l::Error for a caption with fewer than three
-// fields. The UNet stage's name dropout trains on these.
+// tone, hand fingers open, google style". Throws p2l::Error for a caption without a name and a
+// field after it. The UNet stage's name dropout trains on these.
 std::string caption_without_name(const std::string& caption);
 
 // `count` captions of distinct base emoji spread evenly over `items` (in their order): the k-th
