@@ -223,9 +223,10 @@ LatentSet encode_latents(model::AutoencoderKL& vae, const EmojiSet& data,
   LatentSet set;
   set.mean = torch::cat(means, 0);
   set.std = torch::cat(stds, 0);
-  set.ids = tokenizer.tokenize_batch(data.captions(), static_cast<int>(max_length));
+  const auto captions = data.captions();
+  set.ids = tokenizer.tokenize_batch(captions, static_cast<int>(max_length));
   std::vector<std::string> nameless;
-  for (const auto& caption : data.captions()) nameless.push_back(caption_without_name(caption));
+  for (const auto& caption : captions) nameless.push_back(caption_without_name(caption));
   set.nameless_ids = tokenizer.tokenize_batch(nameless, static_cast<int>(max_length));
   if (mirrors) {
     set.mirrored_mean = torch::cat(mirrored_means, 0);
