@@ -139,7 +139,7 @@ TEST_F(TrainTestImages, UnetOnAShippedAutoencoder) {
   EXPECT_FALSE(torch::equal(ours.load(name), shipped.load(name)));
 }
 
-// The text encoder's size and the UNet's attention levels are the UNet stage's to choose; export
+// The text encoder's size and the UNet's attention levels and widths are the UNet stage's to choose; export
 // builds what the run trained without being told, and a resumed run cannot silently change them.
 TEST_F(TrainTestImages, ArchitectureIsRecordedByTheUnetStageAndUsedByExport) {
   const auto model = fs::path(P2L_MODELS_DIR) / "emoji-64";
@@ -148,7 +148,8 @@ TEST_F(TrainTestImages, ArchitectureIsRecordedByTheUnetStageAndUsedByExport) {
                              " --autoencoder-from " + model.string();
   const std::string unet = "train unet" + common + " --unet-batch 2 --monitor-every 0";
   const auto trained =
-      run_p2l(unet + " --unet-steps 2 --text-width 32 --text-layers 1 --unet-attention 1,1,0");
+      run_p2l(unet + " --unet-steps 2 --text-width 32 --text-layers 1 --unet-attention 1,1,0"
+                     " --unet-channels 32,64,64");
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
   {  // the shipped recipe's offset noise is the default
     std::ifstream in(root_ / "run" / "unet.json");
@@ -166,6 +167,7 @@ TEST_F(TrainTestImages, ArchitectureIsRecordedByTheUnetStageAndUsedByExport) {
   EXPECT_EQ(unet_config["cross_attention_dim"], 32);
   EXPECT_EQ(unet_config["down_block_types"],
             nlohmann::json({"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"}));
+  EXPECT_EQ(unet_config["block_out_channels"], nlohmann::json({32, 64, 64}));
   const auto sampled = run_p2l("sample -m " + (root_ / "model").string() + " -p \"a face\" --steps 2 -o " +
                                (root_ / "s.png").string());
   EXPECT_EQ(sampled.exit_code, 0) << sampled.err;
@@ -174,17 +176,36 @@ TEST_F(TrainTestImages, ArchitectureIsRecordedByTheUnetStageAndUsedByExport) {
   expect_one_line_error(run_p2l(unet + " --unet-steps 3"), "--unet-attention");
   expect_one_line_error(
       run_p2l(unet + " --unet-steps 3 --text-width 32 --text-layers 1 --unet-attention 0,1,1"),
-      "UNet attention 1,1,0");
+      "UNet attention 1,1,0 and channels 32,64,64");
+  expect_one_line_error(
+      run_p2l(unet + " --unet-steps 3 --text-width 32 --text-layers 1 --unet-attention 1,1,0"),
+      "--unet-channels");
   const auto restarted = run_p2l(unet + " --unet-steps 2 --no-resume");
   EXPECT_EQ(restarted.exit_code, 0) << restarted.err;
+  {  // a record written before --unet-channels existed means the shipped widths
+    std::ofstream old(root_ / "run" / "architecture.json");
+    old << R"({"text_width": 64, "text_layers": 2, "unet_attention": [0, 1, 1]})";
+  }
+  const auto reexported = run_p2l("train export" + common + " --out " + (root_ / "model").string());
+  ASSERT_EQ(reexported.exit_code, 0) << reexported.err;
+  std::ifstream reexported_in(root_ / "model" / "unet" / "config.json");
+  EXPECT_EQ(nlohmann::json::parse(reexported_in)["block_out_channels"],
+            nlohmann::json({32, 64, 128}));
   expect_one_line_error(run_p2l("train export" + common + " --text-width 32"),
-                        "--text-width, --text-layers and --unet-attention are for the unet stage");
+                        "--text-width, --text-layers, --unet-attention and --unet-channels are "
+                        "for the unet stage");
+  expect_one_line_error(run_p2l("train export" + common + " --unet-channels 32,64,64"),
+                        "are for the unet stage");
   expect_one_line_error(run_p2l(unet + " --unet-steps 2 --no-resume --text-width 30"),
                         "multiple of 4");
   expect_one_line_error(run_p2l(unet + " --unet-steps 2 --no-resume --unet-attention 1,1"),
                         "--unet-attention");
   expect_one_line_error(run_p2l(unet + " --unet-steps 2 --no-resume --unet-attention 0,2,1"),
                         "--unet-attention");
+  expect_one_line_error(run_p2l(unet + " --unet-steps 2 --no-resume --unet-channels 32,64"),
+                        "--unet-channels");
+  expect_one_line_error(run_p2l(unet + " --unet-steps 2 --no-resume --unet-channels 32,48,64"),
+                        "--unet-channels: 48 is not a multiple of 32");
 }
 
 TEST_F(TrainTestImages, UnetOptionErrorsAreOneLine) {

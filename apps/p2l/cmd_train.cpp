@@ -58,11 +58,12 @@ struct TrainArgs {
   std::string fd_emoji;          // report: the FD-emoji network ("" = <out>/fd_emoji)
   // unet, export: a model folder whose autoencoder and tokenizer replace the run folder's.
   std::string autoencoder_from;
-  // unet: the text encoder's size and the UNet's cross-attention levels (recorded in
+  // unet: the text encoder's size, the UNet's cross-attention levels and widths (recorded in
   // <run>/architecture.json for export and resuming).
   int64_t text_width = 64;
   int64_t text_layers = 2;
   std::vector<int> unet_attention = {0, 1, 1};
+  std::vector<int64_t> unet_channels = {32, 64, 128};
   int64_t count = 50;      // test-images
   std::string images_out;  // test-images
 };
@@ -168,21 +169,26 @@ void stage_tokenizer(const TrainArgs& a) {
 }
 
 // The networks' sizes that the UNet stage chooses (text encoder width and depth, the UNet's
-// cross-attention levels): it records them in the run folder, so that export (and a resumed UNet
+// cross-attention levels and widths): it records them in the run folder, so that export (and a resumed UNet
 // stage) build the networks that were trained.
 struct Architecture {
   int64_t text_width, text_layers;
   std::vector<int> unet_attention;  // 0/1 per UNet level, from the 16×16 one down
+  std::vector<int64_t> unet_channels;  // each UNet level's width, from the 16×16 one down
 
   bool operator==(const Architecture& o) const {
     return text_width == o.text_width && text_layers == o.text_layers &&
-           unet_attention == o.unet_attention;
+           unet_attention == o.unet_attention && unet_channels == o.unet_channels;
   }
   std::string describe() const {
-    std::string levels;
-    for (int v : unet_attention) levels += (levels.empty() ? "" : ",") + std::to_string(v);
+    const auto list = [](const auto& values) {
+      std::string text;
+      for (auto v : values) text += (text.empty() ? "" : ",") + std::to_string(v);
+      return text;
+    };
     return "a text encoder of width " + std::to_string(text_width) + " and " +
-           std::to_string(text_layers) + " layers, UNet attention " + levels;
+           std::to_string(text_layers) + " layers, UNet attention " + list(unet_attention) +
+           " and channels " + list(unet_channels);
   }
   std::vector<bool> attention_levels() const {
     return {unet_attention.begin(), unet_attention.end()};
@@ -194,22 +200,25 @@ fs::path architecture_record(const TrainArgs& a) { return fs::path(a.run) / "arc
 std::optional<Architecture> recorded_architecture(const TrainArgs& a) {
   if (!fs::exists(architecture_record(a))) return std::nullopt;
   const auto j = read_json_file(architecture_record(a));
+  // Records from before --unet-channels existed name no widths: those runs had the shipped ones.
   return Architecture{j.at("text_width").get<int64_t>(), j.at("text_layers").get<int64_t>(),
-                      j.at("unet_attention").get<std::vector<int>>()};
+                      j.at("unet_attention").get<std::vector<int>>(),
+                      j.value("unet_channels", std::vector<int64_t>{32, 64, 128})};
 }
 
 // The flags' architecture for the UNet stage; for the others the run's record, if it has one.
 Architecture architecture(const TrainArgs& a) {
   if (a.stage != "unet")
     if (const auto recorded = recorded_architecture(a)) return *recorded;
-  return {a.text_width, a.text_layers, a.unet_attention};
+  return {a.text_width, a.text_layers, a.unet_attention, a.unet_channels};
 }
 
 // The text encoder and UNet configurations of the architecture, read once.
 void set_networks(const TrainArgs& a, int64_t vocab_size, model::ModelConfig& config) {
   const auto arch = architecture(a);
   config.text = train::emoji_text_config(vocab_size, arch.text_width, arch.text_layers);
-  config.unet = train::emoji_unet_config(config.text.hidden_size, arch.attention_levels());
+  config.unet = train::emoji_unet_config(config.text.hidden_size, arch.attention_levels(),
+                                         arch.unet_channels);
 }
 
 // Before the UNet stage trains: a resumed run must keep the networks it started with.
@@ -217,16 +226,18 @@ void record_architecture(const TrainArgs& a) {
   const auto wanted = architecture(a);
   // A bad size fails before it is recorded.
   train::emoji_text_config(1, wanted.text_width, wanted.text_layers);
-  train::emoji_unet_config(wanted.text_width, wanted.attention_levels());
+  train::emoji_unet_config(wanted.text_width, wanted.attention_levels(), wanted.unet_channels);
   const bool resuming = a.unet.resume && fs::exists(fs::path(a.run) / "diffusion.state");
   const auto recorded = resuming ? recorded_architecture(a) : std::nullopt;
   if (recorded && !(*recorded == wanted))
     throw Error(a.run + ": its UNet stage trains " + recorded->describe() +
-                "; pass the same --text-width, --text-layers and --unet-attention, or --no-resume");
+                "; pass the same --text-width, --text-layers, --unet-attention and --unet-channels, "
+                "or --no-resume");
   fs::create_directories(a.run);
   write_json_file(architecture_record(a), {{"text_width", wanted.text_width},
                                            {"text_layers", wanted.text_layers},
-                                           {"unet_attention", wanted.unet_attention}});
+                                           {"unet_attention", wanted.unet_attention},
+                                           {"unet_channels", wanted.unet_channels}});
 }
 
 fs::path tokenizer_dir(const TrainArgs& a) {
@@ -660,6 +671,13 @@ void add_train_command(CLI::App& app) {
       ->expected(3)
       ->capture_default_str()
       ->check(CLI::IsMember({0, 1}));
+  auto* unet_channels = cmd->add_option("--unet-channels", a->unet_channels,
+                  "unet: each UNet level's width, from the 16×16 one down, multiples of 32 "
+                  "(export takes the run's)")
+      ->delimiter(',')
+      ->expected(3)
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--recognition-samples", a->recognition_samples,
                   "Samples per split classified by FD-emoji (report; 0 = none)")
       ->check(non_negative());
@@ -694,17 +712,22 @@ void add_train_command(CLI::App& app) {
                   a->vae.resume = a->decoder.resume = a->unet.resume = a->features.resume = false;
                 },
                 "Start over instead of resuming from the run folder's checkpoints");
-  cmd->callback([a, text_width, text_layers, unet_attention] {
+  cmd->callback([a, text_width, text_layers, unet_attention, unet_channels] {
     a->unet.checkpoint_every = a->decoder.checkpoint_every = a->features.checkpoint_every =
         a->vae.checkpoint_every;
     const auto& s = a->stage;
     const bool all = s == "all";
     if (!a->autoencoder_from.empty() && s != "unet" && s != "export")
       throw Error("train " + s + ": --autoencoder-from is for the unet and export stages");
-    if ((text_width->count() || text_layers->count() || unet_attention->count()) && s != "unet" &&
-        !all)
-      throw Error("train " + s + ": --text-width, --text-layers and --unet-attention are for the "
-                  "unet stage (export takes the run folder's)");
+    if ((text_width->count() || text_layers->count() || unet_attention->count() ||
+         unet_channels->count()) &&
+        s != "unet" && !all)
+      throw Error("train " + s + ": --text-width, --text-layers, --unet-attention and "
+                  "--unet-channels are for the unet stage (export takes the run folder's)");
+    for (const int64_t width : a->unet_channels)
+      if (width % 32 != 0)
+        throw Error("--unet-channels: " + std::to_string(width) +
+                    " is not a multiple of 32 (the UNet's group norm groups)");
     if (s == "split" || (all && !fs::exists(a->split))) stage_split(*a);
     if (s == "vae" || all) stage_vae(*a);
     if (s == "decoder" || all) stage_decoder(*a);

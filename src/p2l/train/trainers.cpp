@@ -48,17 +48,16 @@ model::ClipTextConfig emoji_text_config(int64_t vocab_size, int64_t width, int64
   return c;
 }
 
-model::UNetConfig emoji_unet_config(int64_t context_dim, std::vector<bool> attention) {
+model::UNetConfig emoji_unet_config(int64_t context_dim, std::vector<bool> attention,
+                                    std::vector<int64_t> channels) {
   model::UNetConfig c;
-  c.block_out_channels = {32, 64, 128};
-  if (attention.size() != c.block_out_channels.size())
-    throw Error("UNet: attention is given for " + std::to_string(attention.size()) +
-                " levels; the emoji UNet has " + std::to_string(c.block_out_channels.size()));
+  c.block_out_channels = std::move(channels);
   c.attention_levels = std::move(attention);
   c.layers_per_block = 1;
   c.num_heads = 4;
   c.context_dim = context_dim;
   c.sample_size = 16;
+  c.validate();  // widths that the group norm or the heads cannot split fail here, in one line
   return c;
 }
 
