@@ -139,8 +139,9 @@ TEST_F(TrainTestImages, UnetOnAShippedAutoencoder) {
   EXPECT_FALSE(torch::equal(ours.load(name), shipped.load(name)));
 }
 
-// The text encoder's size and the UNet's attention levels and widths are the UNet stage's to choose; export
-// builds what the run trained without being told, and a resumed run cannot silently change them.
+// The text encoder's size and the UNet's attention levels and widths are the UNet stage's to
+// choose; export builds what the run trained without being told, and a resumed run cannot
+// silently change them.
 TEST_F(TrainTestImages, ArchitectureIsRecordedByTheUnetStageAndUsedByExport) {
   const auto model = fs::path(P2L_MODELS_DIR) / "emoji-64";
   const std::string common = " --data " + (root_ / "cache").string() + " --split " +

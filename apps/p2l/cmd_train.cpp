@@ -63,7 +63,7 @@ struct TrainArgs {
   int64_t text_width = 64;
   int64_t text_layers = 2;
   std::vector<int> unet_attention = {0, 1, 1};
-  std::vector<int64_t> unet_channels = {32, 64, 128};
+  std::vector<int64_t> unet_channels = train::kEmojiUnetChannels;
   int64_t count = 50;      // test-images
   std::string images_out;  // test-images
 };
@@ -169,8 +169,8 @@ void stage_tokenizer(const TrainArgs& a) {
 }
 
 // The networks' sizes that the UNet stage chooses (text encoder width and depth, the UNet's
-// cross-attention levels and widths): it records them in the run folder, so that export (and a resumed UNet
-// stage) build the networks that were trained.
+// cross-attention levels and widths): it records them in the run folder, so that export (and a
+// resumed UNet stage) build the networks that were trained.
 struct Architecture {
   int64_t text_width, text_layers;
   std::vector<int> unet_attention;  // 0/1 per UNet level, from the 16×16 one down
@@ -203,7 +203,7 @@ std::optional<Architecture> recorded_architecture(const TrainArgs& a) {
   // Records from before --unet-channels existed name no widths: those runs had the shipped ones.
   return Architecture{j.at("text_width").get<int64_t>(), j.at("text_layers").get<int64_t>(),
                       j.at("unet_attention").get<std::vector<int>>(),
-                      j.value("unet_channels", std::vector<int64_t>{32, 64, 128})};
+                      j.value("unet_channels", train::kEmojiUnetChannels)};
 }
 
 // The flags' architecture for the UNet stage; for the others the run's record, if it has one.
@@ -724,10 +724,12 @@ void add_train_command(CLI::App& app) {
         s != "unet" && !all)
       throw Error("train " + s + ": --text-width, --text-layers, --unet-attention and "
                   "--unet-channels are for the unet stage (export takes the run folder's)");
+    // The flag's own message; emoji_unet_config's validation would not name it.
+    const int64_t groups = model::UNetConfig{}.norm_groups;
     for (const int64_t width : a->unet_channels)
-      if (width % 32 != 0)
-        throw Error("--unet-channels: " + std::to_string(width) +
-                    " is not a multiple of 32 (the UNet's group norm groups)");
+      if (width % groups != 0)
+        throw Error("--unet-channels: " + std::to_string(width) + " is not a multiple of " +
+                    std::to_string(groups) + " (the UNet's group norm groups)");
     if (s == "split" || (all && !fs::exists(a->split))) stage_split(*a);
     if (s == "vae" || all) stage_vae(*a);
     if (s == "decoder" || all) stage_decoder(*a);

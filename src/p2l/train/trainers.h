@@ -22,12 +22,13 @@ model::VaeConfig emoji_vae_config();  // 3 levels: f = 4, 16×16×4 latents
 // width and layers: the shipped model's 64 and 2 unless an experiment asks for another size
 // (4 heads, MLP 4 × width).
 model::ClipTextConfig emoji_text_config(int64_t vocab_size, int64_t width = 64, int64_t layers = 2);
+// The shipped UNet's width at each level, from the 16×16 one down.
+inline const std::vector<int64_t> kEmojiUnetChannels = {32, 64, 128};
 // attention: cross-attention at each level, from the 16×16 one down; the shipped model's has it at
-// the two lower levels. channels: each level's width (multiples of the 32 norm groups); the
-// shipped model's are 32, 64, 128.
+// the two lower levels. channels: each level's width (multiples of the norm groups).
 model::UNetConfig emoji_unet_config(int64_t context_dim,
                                     std::vector<bool> attention = {false, true, true},
-                                    std::vector<int64_t> channels = {32, 64, 128});
+                                    std::vector<int64_t> channels = kEmojiUnetChannels);
 
 struct StageOptions {
   int64_t steps = 1000;
