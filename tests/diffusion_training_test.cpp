@@ -1,7 +1,8 @@
 // The UNet stage's training options on the shipped emoji model: mirror augmentation (which
 // emoji may be mirrored, the mirrored latents, and that the option changes nothing but the
 // latents drawn), min-SNR-γ loss weighting (its weights, and that a γ above every SNR is the
-// plain loss) and offset noise (its constants, and that it changes nothing but the noise).
+// plain loss), offset noise (its constants, and that it changes nothing but the noise) and
+// balanced draws (every base emoji equally often).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -54,6 +55,30 @@ TEST(OffsetNoise, IsOneConstantPerSampleAndChannelOfTheGivenStd) {
   EXPECT_LT(std::abs(torch::corrcoef(per_channel.t())[0][1].item<double>()), 0.05);
   auto again = at::detail::createCPUGenerator(7);
   EXPECT_TRUE(torch::equal(train::offset_noise(20000, 4, 0.1, again), noise));
+}
+
+// Balanced draws: every base as often as every other, each base's items alike; plain draws:
+// every item alike. Bases of 1, 3 and 6 items, 60,000 draws (std of a share ≈ 0.002).
+TEST(DrawItems, BalancedDrawsGiveEveryBaseTheSameShare) {
+  std::vector<train::EmojiItem> items;
+  for (const auto* base : {"A", "B", "B", "B", "C", "C", "C", "C", "C", "C"})
+    items.push_back({base, "google", "", ""});
+  train::LatentSet latents;
+  latents.mean = torch::zeros({10, 4, 2, 2});
+  latents.base_weights = train::base_weights(items);
+  const auto share = [&](bool balance) {
+    auto gen = at::detail::createCPUGenerator(11);
+    const auto index = train::draw_items(latents, 60000, balance, gen);
+    EXPECT_EQ(index.scalar_type(), torch::kLong);
+    return torch::bincount(index, {}, 10).to(torch::kDouble) / 60000;
+  };
+  const auto balanced = share(true);
+  EXPECT_NEAR(balanced[0].item<double>(), 1.0 / 3, 0.01);                     // A
+  EXPECT_NEAR(balanced.slice(0, 1, 4).sum().item<double>(), 1.0 / 3, 0.01);   // B
+  EXPECT_NEAR(balanced.slice(0, 4, 10).sum().item<double>(), 1.0 / 3, 0.01);  // C
+  for (int64_t i = 4; i < 10; ++i) EXPECT_NEAR(balanced[i].item<double>(), 1.0 / 18, 0.005) << i;
+  const auto plain = share(false);
+  for (int64_t i = 0; i < 10; ++i) EXPECT_NEAR(plain[i].item<double>(), 0.1, 0.006) << i;
 }
 
 model::StableDiffusion fresh_model() { return model::load_stable_diffusion(kModel.string()); }
@@ -110,6 +135,19 @@ TEST(DiffusionTraining, MirrorChangesOnlyTheLatentsDrawn) {
   // Real mirrors that may be drawn: a different run.
   latents.mirrorable = torch::ones({4}, torch::kBool);
   EXPECT_FALSE(torch::equal(trained_unet(latents, mirror, "mirrored"), plain));
+}
+
+TEST(DiffusionTraining, BalancedDrawsNeedBaseWeights) {
+  auto sd = fresh_model();
+  auto latents = made_up_latents(sd);
+  train::DiffusionOptions o;
+  o.balance_bases = true;
+  EXPECT_THROW(trained_unet(latents, o, "no-base-weights"), Error);
+  // Four items of four bases: balanced draws are other draws than plain ones, but a run.
+  latents.base_weights = torch::ones({4});
+  const auto balanced = trained_unet(latents, o, "balanced");
+  EXPECT_TRUE(torch::isfinite(balanced).all().item<bool>());
+  EXPECT_FALSE(torch::equal(balanced, trained_unet(latents, {}, "plain-draws")));
 }
 
 TEST(DiffusionTraining, MirrorNeedsMirroredLatents) {

@@ -33,6 +33,18 @@ TEST(EmojiDataset, SpreadCaptionsTakeDistinctBasesEvenlySpaced) {
   EXPECT_TRUE(train::spread_distinct_captions({}, 3).empty());
 }
 
+TEST(EmojiDataset, BaseWeightsGiveEveryBaseTheSameTotal) {
+  // Bases A (3 items, interleaved with the others), B (1), C (2).
+  const std::vector<EmojiItem> items = {item("A", "a1"), item("B", "b"),  item("A", "a2"),
+                                        item("C", "c1"), item("A", "a3"), item("C", "c2")};
+  const auto w = train::base_weights(items);
+  ASSERT_EQ(w.sizes(), (std::vector<int64_t>{6}));
+  const std::vector<float> expected = {1.0f / 3, 1.0f, 1.0f / 3, 0.5f, 1.0f / 3, 0.5f};
+  for (size_t i = 0; i < expected.size(); ++i)
+    EXPECT_FLOAT_EQ(w[static_cast<int64_t>(i)].item<float>(), expected[i]) << "item " << i;
+  EXPECT_EQ(train::base_weights({}).numel(), 0);
+}
+
 TEST(EmojiDataset, CaptionWithoutNameDropsTheFirstField) {
   EXPECT_EQ(train::caption_without_name("waving hand, medium skin tone, hand fingers open, google style"),
             "medium skin tone, hand fingers open, google style");

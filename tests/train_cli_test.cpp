@@ -116,7 +116,7 @@ TEST_F(TrainTestImages, UnetOnAShippedAutoencoder) {
   const auto trained = run_p2l("train unet" + common +
                                " --unet-steps 2 --unet-batch 2 --monitor-every 0 --unet-mirror "
                                "--unet-snr-gamma 5 --unet-noise-offset 0.2"  // not the default 0.1
-                               " --unet-name-dropout 0.5");
+                               " --unet-name-dropout 0.5 --unet-balance-bases");
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
   std::ifstream in(root_ / "run" / "unet.json");
   const auto record = nlohmann::json::parse(in);
@@ -124,6 +124,7 @@ TEST_F(TrainTestImages, UnetOnAShippedAutoencoder) {
   EXPECT_EQ(record["snr_gamma"], 5.0);
   EXPECT_EQ(record["noise_offset"], 0.2);
   EXPECT_EQ(record["name_dropout"], 0.5);
+  EXPECT_EQ(record["balance_bases"], true);
   EXPECT_EQ(record["steps"], 2);
 
   const auto exported = run_p2l("train export" + common + " --out " + (root_ / "model").string());
@@ -154,7 +155,9 @@ TEST_F(TrainTestImages, ArchitectureIsRecordedByTheUnetStageAndUsedByExport) {
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
   {  // the shipped recipe's offset noise is the default
     std::ifstream in(root_ / "run" / "unet.json");
-    EXPECT_EQ(nlohmann::json::parse(in)["noise_offset"], 0.1);
+    const auto record = nlohmann::json::parse(in);
+    EXPECT_EQ(record["noise_offset"], 0.1);
+    EXPECT_EQ(record["balance_bases"], false);
   }
   const auto exported = run_p2l("train export" + common + " --out " + (root_ / "model").string());
   ASSERT_EQ(exported.exit_code, 0) << exported.err;

@@ -317,7 +317,7 @@ void stage_unet(const TrainArgs& a) {
                    {"caption_dropout", a.unet.caption_dropout}, {"dropout", a.unet.dropout},
                    {"mirror", a.unet.mirror}, {"snr_gamma", a.unet.snr_gamma},
                    {"noise_offset", a.unet.noise_offset}, {"name_dropout", a.unet.name_dropout},
-                   {"seconds", progress.elapsed_seconds()}});
+                   {"balance_bases", a.unet.balance_bases}, {"seconds", progress.elapsed_seconds()}});
 }
 
 void stage_export(const TrainArgs& a) {
@@ -655,6 +655,9 @@ void add_train_command(CLI::App& app) {
                   "tone and style only; 0 = off)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--unet-balance-bases", a->unet.balance_bases,
+                "Draw every base emoji equally often, not every image (skin-tone variants "
+                "make people and hands 60 % of the images, 20 % of the emoji)");
   cmd->add_option("--autoencoder-from", a->autoencoder_from,
                   "unet, export: take the autoencoder and tokenizer of this model folder instead "
                   "of the run folder's");

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "p2l/error.h"
 #include "p2l/io/image.h"
@@ -144,6 +145,15 @@ void write_test_bases(const std::set<std::string>& bases, const std::string& pat
          "# style is held out of training. Made by `p2l train split` (FNV-1a hash of the code).\n";
   for (const auto& b : bases) out << b << "\n";
   if (!out) throw Error(path + ": cannot write the test split");
+}
+
+torch::Tensor base_weights(const std::vector<EmojiItem>& items) {
+  std::map<std::string, int64_t> count;
+  for (const auto& item : items) ++count[item.base];
+  std::vector<float> weights;
+  weights.reserve(items.size());
+  for (const auto& item : items) weights.push_back(1.0f / static_cast<float>(count[item.base]));
+  return torch::tensor(weights, torch::kFloat);
 }
 
 std::string caption_without_name(const std::string& caption) {

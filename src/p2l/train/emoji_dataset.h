@@ -59,6 +59,10 @@ std::string caption_without_name(const std::string& caption);
 std::vector<std::string> spread_distinct_captions(const std::vector<EmojiItem>& items,
                                                   size_t count);
 
+// 1 / (number of items sharing the item's base emoji), float [N]: weights under which every
+// base emoji is drawn equally often (the UNet stage's --unet-balance-bases).
+torch::Tensor base_weights(const std::vector<EmojiItem>& items);
+
 // Loads the images of the items in (test = true) or out of the test split.
 EmojiSet load_emoji_split(const std::vector<EmojiItem>& items, const std::set<std::string>& test,
                           bool test_split);

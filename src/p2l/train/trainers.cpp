@@ -227,6 +227,7 @@ LatentSet encode_latents(model::AutoencoderKL& vae, const EmojiSet& data,
   std::vector<std::string> nameless;
   for (const auto& caption : captions) nameless.push_back(caption_without_name(caption));
   set.nameless_ids = tokenizer.tokenize_batch(nameless, static_cast<int>(max_length));
+  set.base_weights = base_weights(data.items);
   if (mirrors) {
     set.mirrored_mean = torch::cat(mirrored_means, 0);
     set.mirrored_std = torch::cat(mirrored_stds, 0);
@@ -245,6 +246,12 @@ torch::Tensor min_snr_weights(const torch::Tensor& alphas_cumprod, double gamma)
 torch::Tensor offset_noise(int64_t batch, int64_t channels, double offset, at::Generator& gen) {
   return offset * torch::randn({batch, channels, 1, 1}, gen,
                                torch::TensorOptions().dtype(torch::kFloat));
+}
+
+torch::Tensor draw_items(const LatentSet& latents, int64_t batch, bool balance_bases,
+                         at::Generator& gen) {
+  if (!balance_bases) return random_batch(latents.mean.size(0), batch, gen);
+  return torch::multinomial(latents.base_weights, batch, /*replacement=*/true, gen);
 }
 
 void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
@@ -281,7 +288,6 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
   const auto null_ids = sd.tokenizer->tokenize_batch({""}, static_cast<int>(latents.ids.size(1)));
   const auto& alphas = sd.schedule->alphas_cumprod();
   const double scale = config.vae.scaling_factor;
-  const int64_t n = latents.mean.size(0);
   const int64_t T = config.schedule.num_train_timesteps;
   const int64_t schedule = o.schedule_steps > 0 ? o.schedule_steps : o.steps;
   if (o.mirror && !latents.mirrored_mean.defined())
@@ -292,10 +298,13 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
     throw Error("diffusion: the name dropout must be in [0, 1] (0 = off)");
   if (o.name_dropout > 0 && !latents.nameless_ids.defined())
     throw Error("diffusion: name dropout needs the captions without their names");
+  if (o.balance_bases && (!latents.base_weights.defined() ||
+                          latents.base_weights.numel() != latents.mean.size(0)))
+    throw Error("diffusion: balanced draws need one base weight per item (LatentSet::base_weights)");
   for (; step < o.steps; ++step) {
     set_learning_rate(optimizer, cosine_lr(o.lr, step, schedule, o.warmup, 0.1));
     auto gen = step_generator(o.seed, step);
-    auto index = random_batch(n, o.batch, gen);
+    auto index = draw_items(latents, o.batch, o.balance_bases, gen);
     auto mean = latents.mean.index_select(0, index);
     auto std = latents.std.index_select(0, index);
     auto posterior_noise = torch::randn(mean.sizes(), gen, mean.options());

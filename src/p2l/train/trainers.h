@@ -94,6 +94,10 @@ struct DiffusionOptions : StageOptions {
   // (LatentSet::nameless_ids), so the UNet learns to draw a sub-category, skin tone and style
   // from those words alone — what it has to go on for a test-split emoji, whose name it never saw.
   double name_dropout = 0;
+  // Draw every base emoji equally often (LatentSet::base_weights) instead of every image: people
+  // and hands come in up to 26 skin-tone variants, so drawing images gives them 60 % of the
+  // batches though they are 20 % of the emoji, and an object is seen a fifth as often as a face.
+  bool balance_bases = false;
 };
 // The min-SNR-γ weights min(SNR, γ) / SNR, SNR = ᾱ / (1 − ᾱ), of cumulative alphas ᾱ (any shape).
 torch::Tensor min_snr_weights(const torch::Tensor& alphas_cumprod, double gamma);
@@ -110,7 +114,12 @@ struct LatentSet {
   // may be mirrored (bool [N], EmojiItem::mirrorable).
   torch::Tensor mirrored_mean, mirrored_std, mirrorable;
   torch::Tensor nameless_ids;  // [N, 77] the captions without the emoji's name (name dropout)
+  torch::Tensor base_weights;  // [N] 1 / (items of the same base emoji): each base's sum is 1
 };
+// The items of one training batch, int64 [batch]: uniform over the items, or with
+// `balance_bases` uniform over the base emoji and then over that base's items.
+torch::Tensor draw_items(const LatentSet& latents, int64_t batch, bool balance_bases,
+                         at::Generator& gen);
 LatentSet encode_latents(model::AutoencoderKL& vae, const EmojiSet& data,
                          const model::ClipTokenizer& tokenizer, int64_t max_length,
                          bool mirrors = false);
