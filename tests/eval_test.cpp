@@ -1,7 +1,8 @@
 // `p2l eval` end to end through the binary on the shipped model (2 images × 2 tasks × 2 methods,
 // 3 steps): an interrupted and resumed run, merged shards (--shard, the MPI environment,
 // scripts/eval_mpirun.sh) all reproduce the uninterrupted run's records and summary (time
-// aside), and bad input fails with one line.
+// aside), a restoration that ignores its measurement is flagged, and bad input fails with one
+// line.
 #include <gtest/gtest.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,9 @@
 #include <sstream>
 
 #include "cli_runner.h"
+#include "p2l/eval/fit.h"
+#include "p2l/eval/inputs.h"
+#include "p2l/eval/results.h"
 #include "p2l/io/image.h"
 #include "shipped_model.h"
 
@@ -159,13 +163,15 @@ TEST_F(EvalCli, ResumedRunGivesTheUninterruptedRunsResultsAndSummary) {
   // One progress line for the whole evaluation, none per solver.
   EXPECT_NE(r.err.find("eval 8/8 (100%)"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("ldps 3/3"), std::string::npos) << r.err;
-  EXPECT_NE(r.out.find("| sr | p2l-prompt-only | 2 |"), std::string::npos) << r.out;
+  // Three steps do not get near the measurement: every job is flagged (see the fit test below).
+  EXPECT_NE(r.out.find("| sr | p2l-prompt-only | 2 (2 did not fit) |"), std::string::npos) << r.out;
 
   const auto records = read_lines(full / "results.jsonl");
   ASSERT_EQ(records.size(), size_t(kJobs));
   for (const auto& rec : records) {
     EXPECT_EQ(rec["status"], "ok");
-    for (const char* key : {"psnr", "ssim", "naive_psnr", "naive_ssim", "data_residual", "seconds"})
+    for (const char* key : {"psnr", "ssim", "naive_psnr", "naive_ssim", "data_residual",
+                            "reference_residual", "fit_ratio", "seconds"})
       EXPECT_TRUE(rec[key].is_number()) << key << " " << rec.dump();
     EXPECT_EQ(rec["parameters"]["steps"], 3);
     EXPECT_GT(rec["network_evaluations"]["unet_forward"].get<int>(), 0);
@@ -199,9 +205,8 @@ TEST_F(EvalCli, ResumedRunGivesTheUninterruptedRunsResultsAndSummary) {
   // FD-emoji (the model ships its network): the number `p2l score` gives for the same images.
   ASSERT_EQ(summary["set_metrics"], json::array({"fd_emoji"}));
   const auto images = kModel / "test_images";
-  for (const auto& [column, entry] :
-       std::vector<std::pair<std::string, json>>{{"ldps", summary["tasks"][0]["methods"][0]},
-                                                 {"naive", summary["tasks"][0]["naive"]}}) {
+  for (const auto& [column, entry] : std::vector<std::pair<std::string, json>>{
+           {"ldps", summary["tasks"][0]["methods"][0]}, {"naive", summary["tasks"][0]["naive"]}}) {
     const auto scores = path("score_" + column + ".json");
     const auto scored = p2l("score --reference " + (images / "00_google.png").string() + " " +
                             (images / "01_twitter.png").string() + " --images " +
@@ -374,6 +379,119 @@ TEST_F(EvalCli, DivergedJobIsRecordedAndTheRunGoesOn) {
   EXPECT_EQ(summary["diverged"], 1);
   EXPECT_EQ(summary["tasks"][0]["methods"][1]["n"], 0);
   EXPECT_NE(slurp(out / "summary.md").find("| sr | wild | 0 (1 diverged) |"), std::string::npos);
+}
+
+// The fit check (p2l/eval/fit.h): ReSample at 50 steps explains its measurement, LDPS with its
+// guidance switched off (ρ = 0: an unconditional sample) does not; the reference is
+// ‖y − A(D(E(x)))‖ computed here from the model's autoencoder and the operator directly.
+TEST_F(EvalCli, RestorationThatIgnoresItsMeasurementIsFlagged) {
+  const auto out = path("fit");
+  const auto image = kModel / "test_images" / "00_google.png";
+  const auto r = p2l("eval -m " + kModel.string() + " --images " + image.string() +
+                     " --tasks sr --methods resample --variant blind=ldps:rho=0 --steps 50 -o " +
+                     out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("1 did not fit their measurement"), std::string::npos) << r.out;
+  const auto records = by_key(read_lines(out / "results.jsonl"));
+  const auto& fits = records.at("00_google.png|sr|resample");
+  const auto& blind = records.at("00_google.png|sr|blind");
+
+  torch::NoGradGuard no_grad;
+  auto& sd = shipped();
+  const auto clean = io::load_image(image.string());
+  const auto measurement =
+      eval::measure_task(clean, "sr", 0.05, blind["measurement_seed"].get<uint64_t>());
+  const auto autoencoded = sd.vae->decode_scaled(sd.vae->encode_mean(clean)).clamp(-1, 1);
+  const double reference =
+      (measurement.y - measurement.op->forward(autoencoded)).norm().item<double>();
+  for (const auto* rec : {&fits, &blind}) {
+    EXPECT_NEAR((*rec)["reference_residual"].get<double>(), reference, 1e-5 * reference);
+    EXPECT_DOUBLE_EQ(
+        (*rec)["fit_ratio"].get<double>(),
+        (*rec)["data_residual"].get<double>() / (*rec)["reference_residual"].get<double>());
+  }
+  EXPECT_LT(fits["fit_ratio"].get<double>(), eval::kMisfitRatio);
+  EXPECT_GT(blind["fit_ratio"].get<double>(), 2 * eval::kMisfitRatio);
+  EXPECT_GT(fits["psnr"].get<double>(), blind["psnr"].get<double>() + 5);
+
+  // Counted among the finished and named in the summary.
+  const auto summary = json::parse(slurp(out / "summary.json"));
+  EXPECT_EQ(summary["misfit"], 1);
+  EXPECT_EQ(summary["fit_unchecked"], 0);
+  ASSERT_EQ(summary["misfits"].size(), 1u);
+  EXPECT_EQ(summary["misfits"][0]["label"], "blind");
+  const auto& rows = summary["tasks"][0]["methods"];
+  EXPECT_EQ(rows[0]["misfit"], 0);
+  EXPECT_EQ(rows[1]["misfit"], 1);
+  EXPECT_EQ(rows[1]["n"], 1);
+  const auto md = slurp(out / "summary.md");
+  EXPECT_NE(md.find("| sr | blind | 1 (1 did not fit) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 00_google.png | sr | blind |"), std::string::npos) << md;
+  EXPECT_NE(slurp(out / "summary.csv").find("sr,blind,ldps,1,0,1,"), std::string::npos);
+
+  // A run recorded before the check: its summary says so, and --summarize with the run's model
+  // adds the check, giving the records and the summary of a run that had it.
+  const auto old = path("old");
+  fs::create_directories(old);
+  fs::copy(out / "images", old / "images", fs::copy_options::recursive);
+  fs::copy_file(out / "plan.json", old / "plan.json");
+  {
+    std::ofstream lines(old / "results.jsonl");
+    for (auto rec : read_lines(out / "results.jsonl")) {
+      rec.erase("reference_residual");
+      rec.erase("fit_ratio");
+      lines << rec.dump() << "\n";
+    }
+  }
+  ASSERT_EQ(p2l("eval --summarize " + old.string()).exit_code, 0);
+  const auto unchecked = json::parse(slurp(old / "summary.json"));
+  EXPECT_EQ(unchecked["misfit"], 0);
+  EXPECT_EQ(unchecked["fit_unchecked"], 2);
+  EXPECT_NE(slurp(old / "summary.md").find("2 finished jobs were recorded without the fit check"),
+            std::string::npos);
+  const auto added = p2l("eval --summarize " + old.string() + " -m " + kModel.string());
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  expect_same_records(out / "results.jsonl", old / "results.jsonl");
+  expect_same_summary(out, old);
+  // Merging the completed records with the unchecked originals keeps the checked ones.
+  const auto mixed = path("mixed");
+  fs::create_directories(mixed);
+  fs::copy_file(old / "plan.json", mixed / "plan.shard-0-of-1.json");
+  {
+    std::ofstream lines(mixed / "results.shard-0-of-1.jsonl");
+    for (auto rec : read_lines(old / "results.jsonl")) {
+      rec.erase("reference_residual");
+      rec.erase("fit_ratio");
+      lines << rec.dump() << "\n";
+    }
+  }
+  const auto merged = path("merged");
+  const auto m =
+      p2l("eval --merge " + mixed.string() + " " + old.string() + " -o " + merged.string());
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  expect_same_records(out / "results.jsonl", merged / "results.jsonl");
+}
+
+TEST(EvalFit, RatioOfFinishedCheckedRecordsOnly) {
+  const json checked = {{"status", "ok"}, {"data_residual", 6.0}, {"reference_residual", 2.0}};
+  EXPECT_DOUBLE_EQ(*eval::fit_ratio(checked), 3.0);
+  EXPECT_TRUE(eval::misfit(checked));
+  auto close = checked;
+  close["data_residual"] = 3.9;
+  EXPECT_FALSE(eval::misfit(close));
+  auto diverged = checked;
+  diverged["status"] = "diverged";
+  EXPECT_FALSE(eval::fit_ratio(diverged));
+  auto old = checked;
+  old.erase("reference_residual");
+  EXPECT_FALSE(eval::fit_ratio(old));
+  auto exact = checked;  // noiseless y that the autoencoder reproduces: nothing to compare with
+  exact["reference_residual"] = 0.0;
+  EXPECT_FALSE(eval::fit_ratio(exact));
+  // A record from before the check agrees with its completed copy, not with another result.
+  EXPECT_TRUE(eval::same_result(old, checked));
+  EXPECT_TRUE(eval::same_result(checked, old));
+  EXPECT_FALSE(eval::same_result(old, close));
 }
 
 TEST_F(EvalCli, ErrorsForBadInput) {

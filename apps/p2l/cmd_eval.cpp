@@ -70,7 +70,9 @@ void add_eval_command(CLI::App& app) {
       "restored images, summary.{md,csv,json} (mean ± std per task × method) and montages; "
       "--shard / --merge to spread it over processes (docs/eval.md)");
   auto a = std::make_shared<EvalArgs>();
-  cmd->add_option("-m,--model", a->model, "Model folder (not needed for --merge/--summarize)");
+  cmd->add_option("-m,--model", a->model,
+                  "Model folder (--summarize: the run's model, to add the fit check to records "
+                  "from before it; not needed for --merge)");
   cmd->add_option("--images", a->images, "Images or folders (default: the model's test_images)");
   cmd->add_option("--tasks", a->tasks,
                   "Tasks (default: sr, gauss-blur, motion-blur, box-inpaint, "
@@ -104,7 +106,8 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--max-jobs", a->max_jobs)->group("");
   cmd->callback([a, shard] {
     if (!a->summarize.empty()) {
-      print_summary(eval::summarize_folder(a->summarize), a->summarize);
+      // -m: the model the run used, for records from before the fit check.
+      print_summary(eval::summarize_folder(a->summarize, a->model), a->summarize);
       return;
     }
     if (!a->merge.empty()) {
@@ -130,9 +133,9 @@ void add_eval_command(CLI::App& app) {
     options.device = parse_device(a->device);
     const auto run = eval::run_evaluation(options);
     const auto results = (fs::path(a->output) / eval::results_file_name(options.shard)).string();
-    std::cout << "ran " << run.ran << " jobs (" << run.diverged << " diverged), "
-              << run.already_done << " were done before; " << run.already_done + run.ran << " of "
-              << run.jobs << " in " << results << "\n";
+    std::cout << "ran " << run.ran << " jobs (" << run.diverged << " diverged, " << run.misfit
+              << " did not fit their measurement), " << run.already_done << " were done before; "
+              << run.already_done + run.ran << " of " << run.jobs << " in " << results << "\n";
     if (!run.complete)
       std::cout << "stopped early: continue with --resume\n";
     else if (!options.shard.whole())

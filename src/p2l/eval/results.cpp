@@ -63,12 +63,20 @@ void drop_partial_tail(const std::string& path, const ResultsFile& file) {
 }
 
 bool same_result(const nlohmann::json& a, const nlohmann::json& b) {
-  auto strip = [](nlohmann::json r) {
+  // A record from before the fit check agrees with its copy that `--summarize` completed.
+  const bool both_checked = a.contains("reference_residual") == b.contains("reference_residual");
+  auto strip = [both_checked](nlohmann::json r) {
     r.erase("seconds");
     r.erase("image_path");
+    if (!both_checked) r.erase("reference_residual"), r.erase("fit_ratio");
     return r;
   };
   return strip(a) == strip(b);
+}
+
+// Of two records of one job that agree, the one with the fit check.
+static void keep_checked(nlohmann::json& kept, const nlohmann::json& other) {
+  if (!kept.contains("reference_residual") && other.contains("reference_residual")) kept = other;
 }
 
 std::map<std::string, nlohmann::json> index_records(const Plan& plan,
@@ -84,6 +92,7 @@ std::map<std::string, nlohmann::json> index_records(const Plan& plan,
     auto [it, inserted] = by_key.emplace(key, record);
     if (!inserted && !same_result(it->second, record))
       throw Error(what + ": job " + key + " was recorded twice with different results");
+    if (!inserted) keep_checked(it->second, record);
   }
   return by_key;
 }

@@ -47,7 +47,8 @@ std::map<std::string, nlohmann::json> index_records(const Plan& plan,
                                                     const std::vector<nlohmann::json>& records,
                                                     const std::string& what);
 
-// Whether two records of one job agree on everything but time and absolute paths.
+// Whether two records of one job agree on everything but time and absolute paths (and the fit
+// check, when only one of them has it).
 bool same_result(const nlohmann::json& a, const nlohmann::json& b);
 
 }  // namespace p2l::eval

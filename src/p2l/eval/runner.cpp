@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "p2l/error.h"
+#include "p2l/eval/fit.h"
 #include "p2l/eval/inputs.h"
 #include "p2l/eval/results.h"
 #include "p2l/eval/summary.h"
@@ -73,6 +74,7 @@ nlohmann::json run_job(model::StableDiffusion& model, const Plan& plan, const Jo
     save_image(dir, record["naive_image"], naive);
   }
   for (const auto& metric : metrics) record["naive_" + metric.name] = metric.compute(naive, clean);
+  record["reference_residual"] = autoencoded_residual(model, measurement, clean);
 
   solvers::RestoreRequest request;
   request.method = job.method->method;
@@ -89,6 +91,7 @@ nlohmann::json run_job(model::StableDiffusion& model, const Plan& plan, const Jo
     record["status"] = "ok";
     record["parameters"] = out.report["parameters"];
     record["data_residual"] = out.report["data_residual"];
+    if (const auto ratio = fit_ratio(record)) record["fit_ratio"] = *ratio;
     record["network_evaluations"] = out.report["network_evaluations"];
     record["seconds"] = out.report["seconds"];
   } catch (const solvers::DivergenceError& e) {
@@ -133,6 +136,33 @@ void write_text_atomically(const fs::path& path, const std::string& text) {
 }
 
 }  // namespace
+
+int64_t add_reference_residuals(const Plan& plan, std::vector<nlohmann::json>& records,
+                                const std::string& model_path) {
+  std::vector<nlohmann::json*> missing;
+  for (auto& record : records)
+    if (record.value("status", "") == "ok" && !record.contains("reference_residual"))
+      missing.push_back(&record);
+  if (missing.empty()) return 0;
+  std::map<std::string, const EvalImage*> images;
+  for (const auto& image : plan.images) images[image.name] = &image;
+  auto model = model::load_stable_diffusion(model_path, {});
+  for (auto* record : missing) {
+    const auto name = record->at("image").get<std::string>();
+    const auto task = record->at("task").get<std::string>();
+    const auto it = images.find(name);
+    if (it == images.end()) throw Error(record_key(*record) + ": image not in the plan");
+    const auto seeds = job_seeds(plan.seed, name, task);
+    if (record->value("measurement_seed", seeds.measurement) != seeds.measurement)
+      throw Error(record_key(*record) + ": its measurement seed is not the plan's (" +
+                  std::to_string(seeds.measurement) + "): recorded by another build?");
+    const auto clean = io::load_image(it->second->path);
+    const auto measurement = measure_task(clean, task, plan.noise, seeds.measurement);
+    (*record)["reference_residual"] = autoencoded_residual(model, measurement, clean);
+    if (const auto ratio = fit_ratio(*record)) (*record)["fit_ratio"] = *ratio;
+  }
+  return static_cast<int64_t>(missing.size());
+}
 
 EvalRun run_evaluation(const EvalOptions& options) {
   Plan plan = options.plan;
@@ -194,8 +224,12 @@ EvalRun run_evaluation(const EvalOptions& options) {
       io::append_json_line(results_path, record);
       ++run.ran;
       if (record["status"] != "ok") ++run.diverged;
-      char text[96];
-      if (record["status"] == "ok")
+      if (misfit(record)) ++run.misfit;
+      char text[160];
+      if (misfit(record))
+        std::snprintf(text, sizeof text, "%s PSNR %.2f dB, did not fit its measurement (%.1f×)",
+                      job.key().c_str(), record.value("psnr", 0.0), *fit_ratio(record));
+      else if (record["status"] == "ok")
         std::snprintf(text, sizeof text, "%s PSNR %.2f dB", job.key().c_str(),
                       record.value("psnr", 0.0));
       else
@@ -212,7 +246,7 @@ EvalRun run_evaluation(const EvalOptions& options) {
   return run;
 }
 
-std::string summarize_folder(const std::string& folder) {
+std::string summarize_folder(const std::string& folder, const std::string& fit_model) {
   const fs::path dir(folder);
   const auto plan_path = (dir / "plan.json").string();
   if (!fs::exists(plan_path)) {
@@ -225,7 +259,14 @@ std::string summarize_folder(const std::string& folder) {
   }
   const auto plan = Plan::from_json(io::read_json(plan_path), plan_path);
   const auto results_path = (dir / "results.jsonl").string();
-  const auto file = read_results(results_path);
+  auto file = read_results(results_path);
+  // A half-written last line belongs to a run that --resume will finish: leave the file alone.
+  if (!fit_model.empty() && add_reference_residuals(plan, file.records, fit_model) > 0 &&
+      !file.partial_tail) {
+    std::string lines;
+    for (const auto& record : file.records) lines += record.dump() + "\n";
+    io::write_text(results_path, lines);
+  }
   return write_outputs(dir, plan, index_records(plan, file.records, results_path));
 }
 
@@ -284,6 +325,9 @@ MergeReport merge_evaluations(const std::vector<std::string>& inputs, const std:
       if (!inserted && !same_result(it->second.first, record))
         throw Error("--merge: job " + key + " has different results in " + source.results +
                     " and another file: were they run with different builds or --threads?");
+      if (!inserted && !it->second.first.contains("reference_residual") &&
+          record.contains("reference_residual"))
+        it->second = {record, source.dir};
     }
   }
   const auto jobs = plan->jobs();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <string>
@@ -28,6 +29,7 @@ struct EvalRun {
   int64_t jobs = 0;          // of this shard
   int64_t already_done = 0;  // skipped on resume
   int64_t ran = 0, diverged = 0;
+  int64_t misfit = 0;            // finished but did not fit the measurement (fit.h)
   bool complete = false;         // every job of the shard has a record
   std::string summary_markdown;  // written for a whole, complete run
 };
@@ -39,8 +41,17 @@ struct EvalRun {
 EvalRun run_evaluation(const EvalOptions& options);
 
 // Reads plan.json and results.jsonl of a folder and writes summary.{md,csv,json} and the
-// montages; returns the markdown. Throws p2l::Error for a folder with only shard files (merge).
-std::string summarize_folder(const std::string& folder);
+// montages; returns the markdown. With `fit_model` (the model the run used: the plan names a
+// folder, not what was in it), records from before the fit check (fit.h) get their reference
+// residual first, and results.jsonl is rewritten with it (atomically; nothing else in it
+// changes). Throws p2l::Error for a folder with only shard files (merge).
+std::string summarize_folder(const std::string& folder, const std::string& fit_model = "");
+
+// Adds reference_residual (and fit_ratio) to the finished records that lack it, recomputing each
+// measurement from the plan's seeds, with the model at `model_path` on the CPU; returns how many
+// were added. Throws p2l::Error for a record whose measurement seed is not the plan's.
+int64_t add_reference_residuals(const Plan& plan, std::vector<nlohmann::json>& records,
+                                const std::string& model_path);
 
 struct MergeReport {
   int64_t jobs = 0, records = 0, files = 0;

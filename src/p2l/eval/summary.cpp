@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "p2l/error.h"
+#include "p2l/eval/fit.h"
 #include "p2l/eval/image_metrics.h"
 #include "p2l/eval/statistics.h"
 #include "p2l/io/image.h"
@@ -61,6 +62,32 @@ std::string plus_minus(const nlohmann::json& stats, int precision) {
 std::string set_metric_text(const nlohmann::json& v) { return v.is_number() ? fixed(v, 2) : ""; }
 std::string set_metric_number(const nlohmann::json& v) { return v.is_number() ? number(v) : ""; }
 
+// The restorations that did not fit their measurement, by name, and how many could not be checked.
+std::string misfit_section(const nlohmann::json& summary) {
+  std::ostringstream md;
+  const auto& misfits = summary.value("misfits", nlohmann::json::array());
+  const double ratio = summary.value("misfit_ratio", kMisfitRatio);
+  if (!misfits.empty()) {
+    md << "\nDid not fit the measurement (‖y − A(x)‖ over " << fixed(ratio, 1)
+       << "× that of the autoencoded clean image, ‖y − A(D(E(x)))‖; counted in the means "
+          "above):\n\n"
+       << "| image | task | method | ‖y − A(x)‖ | ‖y − A(D(E(x)))‖ | ratio | PSNR (dB) |\n"
+       << "|---|---|---|---|---|---|---|\n";
+    for (const auto& m : misfits)
+      md << "| " << m.at("image").get<std::string>() << " | " << m.at("task").get<std::string>()
+         << " | " << m.at("label").get<std::string>() << " | " << fixed(m.at("data_residual"), 3)
+         << " | " << fixed(m.at("reference_residual"), 3) << " | " << fixed(m.at("fit_ratio"), 2)
+         << " | " << (m.at("psnr").is_number() ? fixed(m.at("psnr"), 2) : "∞") << " |\n";
+  }
+  const auto unchecked = summary.value("fit_unchecked", int64_t{0});
+  if (unchecked > 0)
+    md << "\n"
+       << unchecked
+       << " finished jobs were recorded without the fit check (an older build): `p2l eval "
+          "--summarize DIR -m MODEL`, with the model they ran on, adds it.\n";
+  return md.str();
+}
+
 // A mean count: whole numbers without decimals.
 std::string count_text(double v) { return v == std::floor(v) ? fixed(v, 0) : fixed(v, 1); }
 
@@ -68,7 +95,8 @@ std::string count_text(double v) { return v == std::floor(v) ? fixed(v, 0) : fix
 
 nlohmann::json summarize(const Plan& plan, const std::map<std::string, nlohmann::json>& records) {
   auto tasks = nlohmann::json::array();
-  int64_t finished = 0, diverged = 0;
+  int64_t finished = 0, diverged = 0, unchecked = 0;
+  auto misfits = nlohmann::json::array();
   for (const auto& task : plan.tasks) {
     // The naive reconstruction is the same for every method: once per image, from the first
     // method that has a record of it.
@@ -95,7 +123,7 @@ nlohmann::json summarize(const Plan& plan, const std::map<std::string, nlohmann:
     for (const auto& method : plan.methods) {
       std::map<std::string, std::vector<double>> values;
       std::map<std::string, std::vector<double>> counts;
-      int64_t ok = 0, failed = 0;
+      int64_t ok = 0, failed = 0, unfit = 0;
       for (const auto& image : plan.images) {
         const auto* r = find_record(records, image.name + "|" + task + "|" + method.label);
         if (!r) continue;
@@ -104,6 +132,21 @@ nlohmann::json summarize(const Plan& plan, const std::map<std::string, nlohmann:
           continue;
         }
         ++ok;
+        // Counted among the finished (its image is what the method gave) and named below.
+        if (const auto ratio = fit_ratio(*r)) {
+          if (*ratio > kMisfitRatio) {
+            ++unfit;
+            misfits.push_back({{"image", image.name},
+                               {"task", task},
+                               {"label", method.label},
+                               {"fit_ratio", *ratio},
+                               {"data_residual", r->at("data_residual")},
+                               {"reference_residual", r->at("reference_residual")},
+                               {"psnr", r->contains("psnr") ? r->at("psnr") : nlohmann::json()}});
+          }
+        } else {
+          ++unchecked;
+        }
         for (const auto& metric : plan.metrics) values[metric].push_back(recorded(r->at(metric)));
         values["data_residual"].push_back(r->at("data_residual").get<double>());
         values["seconds"].push_back(r->at("seconds").get<double>());
@@ -116,7 +159,8 @@ nlohmann::json summarize(const Plan& plan, const std::map<std::string, nlohmann:
                             {"method", method.method},
                             {"overrides", method.to_json()["overrides"]},
                             {"n", ok},
-                            {"diverged", failed}};
+                            {"diverged", failed},
+                            {"misfit", unfit}};
       for (const auto& metric : plan.metrics) row[metric] = stats_json(values[metric]);
       row["data_residual"] = stats_json(values["data_residual"]);
       auto evaluations = nlohmann::json::object();
@@ -137,6 +181,10 @@ nlohmann::json summarize(const Plan& plan, const std::map<std::string, nlohmann:
           {"jobs", plan.images.size() * plan.tasks.size() * plan.methods.size()},
           {"finished", finished},
           {"diverged", diverged},
+          {"misfit_ratio", kMisfitRatio},
+          {"misfit", misfits.size()},
+          {"fit_unchecked", unchecked},
+          {"misfits", misfits},
           {"tasks", tasks}};
 }
 
@@ -216,8 +264,10 @@ std::string write_summary(const std::string& folder, const nlohmann::json& summa
      << (summary.at("steps").get<int64_t>() > 0 ? std::to_string(summary.at("steps").get<int64_t>())
                                                 : std::string("(each method's default)"))
      << "; " << summary.at("finished").get<int64_t>() << " of " << summary.at("jobs").get<int64_t>()
-     << " jobs finished, " << summary.at("diverged").get<int64_t>()
-     << " diverged. Mean ± std over the images; network evaluations per image.\n\n";
+     << " jobs finished, " << summary.at("diverged").get<int64_t>() << " diverged, "
+     << summary.value("misfit", 0)
+     << " did not fit their measurement. Mean ± std over the images; network evaluations per "
+        "image.\n\n";
   md << "| task | method | n |";
   for (const auto& m : metrics) md << " " << m.title << " |";
   // Set metrics (FD-emoji) when the summary has them.
@@ -228,7 +278,7 @@ std::string write_summary(const std::string& folder, const nlohmann::json& summa
   md << " s / image |\n|---|---|---|";
   for (size_t i = 0; i < metrics.size() + fd + 1 + counters.size() + 1; ++i) md << "---|";
   md << "\n";
-  csv << "task,label,method,n,diverged";
+  csv << "task,label,method,n,diverged,misfit";
   for (const auto& m : metrics) csv << "," << m.name << "_mean," << m.name << "_std";
   if (fd) csv << ",fd_emoji";
   csv << ",data_residual_mean,data_residual_std";
@@ -240,7 +290,7 @@ std::string write_summary(const std::string& folder, const nlohmann::json& summa
     const auto& naive = task_json.at("naive");
     const auto naive_n = naive.at("n").get<int64_t>();
     md << "| " << task << " | (naive) | " << naive_n << " |";
-    csv << task << ",naive,naive," << naive_n << ",0";
+    csv << task << ",naive,naive," << naive_n << ",0,0";
     for (const auto& m : metrics) {
       if (naive_n == 0) {  // no finished job: blank, not zeros
         md << "  |";
@@ -263,11 +313,17 @@ std::string write_summary(const std::string& folder, const nlohmann::json& summa
     for (const auto& row : task_json.at("methods")) {
       const auto n = row.at("n").get<int64_t>();
       const auto failed = row.at("diverged").get<int64_t>();
+      const auto unfit = row.value("misfit", int64_t{0});  // summaries from before the fit check
       md << "| " << task << " | " << row.at("label").get<std::string>() << " | " << n;
-      if (failed > 0) md << " (" << failed << " diverged)";
+      if (failed > 0 && unfit > 0)
+        md << " (" << failed << " diverged, " << unfit << " did not fit)";
+      else if (failed > 0)
+        md << " (" << failed << " diverged)";
+      else if (unfit > 0)
+        md << " (" << unfit << " did not fit)";
       md << " |";
       csv << task << "," << row.at("label").get<std::string>() << ","
-          << row.at("method").get<std::string>() << "," << n << "," << failed;
+          << row.at("method").get<std::string>() << "," << n << "," << failed << "," << unfit;
       for (const auto& m : metrics) {
         md << " " << (n ? plus_minus(row.at(m.name), m.precision) : "") << " |";
         csv << "," << (n ? number(row.at(m.name).at("mean")) : "") << ","
@@ -291,6 +347,7 @@ std::string write_summary(const std::string& folder, const nlohmann::json& summa
           << (n ? number(row.at("seconds").at("std")) : "") << "\n";
     }
   }
+  md << misfit_section(summary);
   io::write_json((fs::path(folder) / "summary.json").string(), summary);
   for (const auto& [name, text] :
        {std::pair<std::string, std::string>{"summary.md", md.str()}, {"summary.csv", csv.str()}}) {

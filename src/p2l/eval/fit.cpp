@@ -1,0 +1,33 @@
+#include "p2l/eval/fit.h"
+
+namespace p2l::eval {
+
+double autoencoded_residual(model::StableDiffusion& model,
+                            const operators::Measurement& measurement, const torch::Tensor& clean) {
+  torch::NoGradGuard no_grad;
+  const auto x = clean.to(model.device(), model.dtype());
+  // Clamped as a restored image is before its residual is taken (solvers/restoration.cpp).
+  const auto reconstruction = model.vae->decode_scaled(model.vae->encode_mean(x))
+                                  .clamp(-1, 1)
+                                  .to(torch::kCPU, torch::kFloat);
+  const auto y = measurement.y.to(torch::kCPU, torch::kFloat);
+  return (y - measurement.op->forward(reconstruction)).norm().item<double>();
+}
+
+std::optional<double> fit_ratio(const nlohmann::json& record) {
+  if (record.value("status", "") != "ok" || !record.contains("reference_residual") ||
+      !record.contains("data_residual"))
+    return std::nullopt;
+  const double reference = record.at("reference_residual").get<double>();
+  const double residual = record.at("data_residual").get<double>();
+  // A noiseless measurement of an image the autoencoder reproduces exactly: nothing to compare.
+  if (!(reference > 0)) return std::nullopt;
+  return residual / reference;
+}
+
+bool misfit(const nlohmann::json& record) {
+  const auto ratio = fit_ratio(record);
+  return ratio && *ratio > kMisfitRatio;
+}
+
+}  // namespace p2l::eval
