@@ -381,6 +381,16 @@ TEST_F(EvalCli, DivergedJobIsRecordedAndTheRunGoesOn) {
   EXPECT_NE(slurp(out / "summary.md").find("| sr | wild | 0 (1 diverged) |"), std::string::npos);
 }
 
+// The records of `from` as a build before the fit check wrote them.
+void write_without_fit_check(const fs::path& from, const fs::path& to) {
+  std::ofstream lines(to);
+  for (auto rec : read_lines(from)) {
+    rec.erase("reference_residual");
+    rec.erase("fit_ratio");
+    lines << rec.dump() << "\n";
+  }
+}
+
 // The fit check (p2l/eval/fit.h): ReSample at 50 steps explains its measurement, LDPS with its
 // guidance switched off (ρ = 0: an unconditional sample) does not; the reference is
 // ‖y − A(D(E(x)))‖ computed here from the model's autoencoder and the operator directly.
@@ -435,14 +445,7 @@ TEST_F(EvalCli, RestorationThatIgnoresItsMeasurementIsFlagged) {
   fs::create_directories(old);
   fs::copy(out / "images", old / "images", fs::copy_options::recursive);
   fs::copy_file(out / "plan.json", old / "plan.json");
-  {
-    std::ofstream lines(old / "results.jsonl");
-    for (auto rec : read_lines(out / "results.jsonl")) {
-      rec.erase("reference_residual");
-      rec.erase("fit_ratio");
-      lines << rec.dump() << "\n";
-    }
-  }
+  write_without_fit_check(out / "results.jsonl", old / "results.jsonl");
   ASSERT_EQ(p2l("eval --summarize " + old.string()).exit_code, 0);
   const auto unchecked = json::parse(slurp(old / "summary.json"));
   EXPECT_EQ(unchecked["misfit"], 0);
@@ -457,14 +460,7 @@ TEST_F(EvalCli, RestorationThatIgnoresItsMeasurementIsFlagged) {
   const auto mixed = path("mixed");
   fs::create_directories(mixed);
   fs::copy_file(old / "plan.json", mixed / "plan.shard-0-of-1.json");
-  {
-    std::ofstream lines(mixed / "results.shard-0-of-1.jsonl");
-    for (auto rec : read_lines(old / "results.jsonl")) {
-      rec.erase("reference_residual");
-      rec.erase("fit_ratio");
-      lines << rec.dump() << "\n";
-    }
-  }
+  write_without_fit_check(old / "results.jsonl", mixed / "results.shard-0-of-1.jsonl");
   const auto merged = path("merged");
   const auto m =
       p2l("eval --merge " + mixed.string() + " " + old.string() + " -o " + merged.string());
