@@ -1,6 +1,7 @@
 // `p2l degrade` end to end through the binary: every task writes a measurement that, loaded
 // back, rebuilds the operator whose A(x) (plus the seeded noise) is the saved y bit for bit;
-// every bad input is one line on stderr and a non-zero exit.
+// an observed image (--observed) is the measurement as given; every bad input is one line on
+// stderr and a non-zero exit.
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cli_runner.h"
@@ -159,6 +161,69 @@ TEST_F(DegradeCli, UserKernelAndOutputNameConvention) {
   auto want = torch::zeros({5, 5}, torch::kDouble);
   want.select(0, 2).fill_(0.2);
   EXPECT_TRUE(torch::allclose(m.op->tensors().at("kernel"), want));
+}
+
+// --observed: the input is y. Nothing is added to it; the operator is built for the image it
+// came from, and a mask operator's y is zero where nothing was observed, as A(x) is.
+TEST_F(DegradeCli, ObservedImageIsTheMeasurement) {
+  const auto input = io::load_image(path("in.png"));  // 48×64
+  const auto observe = [&](const std::string& task, const std::string& out) {
+    const auto r =
+        run("--observed --task " + task + " --noise 0.02 " + path("in.png") + " -o " + path(out));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("as observed"), std::string::npos) << r.out;
+    auto m = ops::load_measurement(path(out + ".json"));  // its operator fits y's shape
+    EXPECT_EQ(m.source_image, "");                        // no clean image to compare with
+    EXPECT_EQ(m.info["observed"], true);
+    EXPECT_EQ(m.noise.sigma, 0.02);
+    return m;
+  };
+  // SR: without --factor, the preset whose factor makes the image its kind: 8 × 48 ≥ 256, so
+  // SD's ×8 (a 384×512 image); with --factor 2, a 96×128 image of the small models' preset.
+  for (const auto& [flags, factor, preset] :
+       std::vector<std::tuple<std::string, int64_t, std::string>>{{"sr", 8, "512"},
+                                                                  {"sr --factor 2", 2, "64"}}) {
+    SCOPED_TRACE(flags);
+    const auto m = observe(flags, "o_sr" + std::to_string(factor));
+    EXPECT_TRUE(torch::equal(m.y, input));
+    EXPECT_EQ(m.height, 48 * factor);
+    EXPECT_EQ(m.width, 64 * factor);
+    EXPECT_EQ(m.info["preset"], preset);
+    const auto x = torch::zeros({1, 3, m.height, m.width});
+    EXPECT_EQ(m.op->forward(x).sizes(), input.sizes());
+  }
+  for (const std::string task : {"gauss-blur", "denoise"}) {
+    SCOPED_TRACE(task);
+    const auto m = observe(task, "o_" + task);
+    EXPECT_TRUE(torch::equal(m.y, input));  // not blurred again
+    EXPECT_EQ(m.height, 48);
+    EXPECT_EQ(m.info["preset"], "64");
+  }
+  auto mask = torch::ones({1, 3, 48, 64});
+  mask.narrow(2, 10, 20).narrow(3, 30, 12).fill_(-1);
+  write_image("mask.png", mask);
+  for (const std::string task :
+       {"inpaint --mask " + path("mask.png"), std::string("box-inpaint --centered")}) {
+    SCOPED_TRACE(task);
+    const auto m = observe(task, "o_" + task.substr(0, task.find(' ')));
+    const auto keep = m.op->forward(torch::ones_like(input));  // 1 observed, 0 missing
+    EXPECT_GT(keep.sum().item<double>(), 0);
+    EXPECT_LT(keep.sum().item<double>(), input.numel());
+    EXPECT_TRUE(torch::equal(m.y, input * keep));
+  }
+}
+
+TEST_F(DegradeCli, ErrorObservedWithRandomParts) {
+  const auto in = path("in.png") + " -o " + path("o");
+  expect_error("--observed --task random-inpaint " + in, "--task inpaint --mask FILE");
+  expect_error("--observed --task motion-blur " + in, "needs the blur's kernel (--kernel FILE)");
+  expect_error("--observed --task box-inpaint " + in, "pass --centered");
+  EXPECT_FALSE(fs::exists(path("o.json")));
+  // -o in would write y's preview over in.png itself.
+  const auto before = slurp(path("in.png"));
+  expect_error("--observed --task denoise " + path("in.png") + " -o " + path("in"),
+               "would overwrite the input");
+  EXPECT_EQ(slurp(path("in.png")), before);
 }
 
 TEST_F(DegradeCli, ErrorUnreadableImage) {

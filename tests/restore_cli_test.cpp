@@ -1,9 +1,10 @@
 // `p2l restore` end to end through the binary on the shipped model: outputs, report, previews,
 // and one-line errors for bad input (unknown method, foreign hyperparameter, wrong resolution,
-// diverging step size: which also keeps the last finite estimate and a report).
+// diverging step size: which also keeps the last finite estimate and a report), and an observed
+// low-resolution image restored like the exact measurement it was the preview of.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 
@@ -75,6 +76,31 @@ TEST_F(RestoreCli, WritesImageReportAndPreviews) {
   EXPECT_FALSE(fs::exists(dir_ / "out.preview" / "step-0003.png"));
 }
 
+// An image the user has only in degraded form: the 8-bit preview of a synthetic SR measurement
+// read back with --observed restores as well as the exact measurement does (same seed, within
+// 0.5 dB), far above the naive up-sampling; without a ground truth the report has no PSNR.
+TEST_F(RestoreCli, ObservedLowResolutionImageRestores) {
+  const auto exact = degrade("sr");
+  const auto small = path("meas.png");  // 16×16, clamped to 8 bits
+  ASSERT_EQ(p2l("degrade --observed --task sr --noise 0.05 " + small + " -o " + path("observed"))
+                .exit_code,
+            0);
+  const auto run = [&](const std::string& meas, const std::string& out, bool truth) {
+    const auto r = restore("--measurement " + meas + " --method resample --steps 50 --seed 1 " +
+                           (truth ? "--ground-truth " + image() + " " : "") + "-o " + path(out));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(slurp(path(out.substr(0, out.size() - 4) + ".json")));
+  };
+  const auto from_exact = run(exact, "exact.png", true);
+  const auto from_observed = run(path("observed.json"), "restored.png", true);
+  EXPECT_EQ(io::load_image(path("restored.png")).sizes(), (std::vector<int64_t>{1, 3, 64, 64}));
+  EXPECT_GT(from_observed["psnr"].get<double>(), from_observed["naive_psnr"].get<double>() + 3);
+  EXPECT_NEAR(from_observed["psnr"].get<double>(), from_exact["psnr"].get<double>(), 0.5);
+  const auto unknown = run(path("observed.json"), "unknown.png", false);
+  EXPECT_FALSE(unknown.contains("psnr"));
+  EXPECT_TRUE(unknown["data_residual"].is_number());
+}
+
 TEST_F(RestoreCli, ExplicitGroundTruthAndHyperparameterFlags) {
   const auto meas = degrade("box-inpaint");
   const auto r = restore("--measurement " + meas + " --method psld --steps 3 --omega 0.5 " +
@@ -106,6 +132,13 @@ TEST_F(RestoreCli, ErrorsForBadInput) {
   expect_one_line_error(restore("--measurement " + path("missing.json") + " -o " + path("o.png")),
                         "missing.json");
   EXPECT_FALSE(fs::exists(path("o.png")));
+  // -o meas.png would write its report to meas.json: refused, the measurement kept.
+  expect_one_line_error(restore("--measurement " + meas + " --method ldps -o " + path("meas.png")),
+                        "would overwrite the measurement");
+  expect_one_line_error(
+      restore("--measurement " + meas + " --method ldps --report " + meas + " -o " + path("o.png")),
+      "would overwrite the measurement");
+  EXPECT_EQ(nlohmann::json::parse(slurp(meas))["format"], "p2l-measurement");
   // A measurement of a 32×32 image does not fit the 64×64 model.
   io::save_png(path("small.png"), io::load_image(image()).slice(2, 0, 32).slice(3, 0, 32));
   const auto small = degrade("sr", path("small.png"));

@@ -1,5 +1,6 @@
 // `p2l degrade`: makes a measurement y = A(x) + n of a clean image and writes it with everything
-// needed to rebuild A (the input of `p2l restore`).
+// needed to rebuild A (the input of `p2l restore`); with --observed the image is y itself, a
+// degraded image of the user's own, and only A is built around it.
 #include <filesystem>
 #include <iostream>
 
@@ -22,6 +23,7 @@ struct DegradeArgs {
   double sigma = 0, intensity = 0;
   double noise = 0.05, poisson_rate = 1.0;
   uint64_t seed = 0;
+  bool observed = false;
 };
 
 // A task-specific flag given with another task is a mistake worth stopping for.
@@ -41,7 +43,9 @@ void add_degrade_command(CLI::App& app) {
       ".png or .safetensors on OUT is dropped; missing folders are created. Example: "
       "p2l degrade --task sr --factor 4 photo.png -o out/photo_sr4");
   auto a = std::make_shared<DegradeArgs>();
-  cmd->add_option("input", a->input, "Clean image (PNG, JPEG, BMP, TGA)")->required();
+  cmd->add_option("input", a->input,
+                  "Clean image (PNG, JPEG, BMP, TGA); with --observed, the degraded image y")
+      ->required();
   cmd->add_option("-o,--output", a->output, "Output base OUT (see above)")->required();
   cmd->add_option("--task", a->task, ops::task_names())->required();
   cmd->add_option("--preset", a->preset,
@@ -75,6 +79,10 @@ void add_degrade_command(CLI::App& app) {
                   "Poisson noise of this rate instead (counts ~ Poisson(255·rate·(y+1)/2))")
       ->excludes(noise);
   cmd->add_option("--seed", a->seed, "Seed of the random kernel / mask / box position and noise");
+  cmd->add_flag("--observed", a->observed,
+                "INPUT is already the measurement y (a small, blurred, holed or noisy image of "
+                "your own): nothing is added to it, --noise / --poisson state its assumed noise, "
+                "and the operator is built for the image it came from (sr: --factor times larger)");
 
   cmd->callback([=] {
     const auto task = ops::parse_task(a->task);
@@ -95,12 +103,49 @@ void add_degrade_command(CLI::App& app) {
     if (kernel->count() > 0 && (kernel_size->count() > 0 || intensity->count() > 0))
       throw Error("--kernel: the kernel file sets the blur; drop --kernel-size / --intensity");
 
+    // `photo.png -o photo` would write y's preview over the image itself.
+    const auto files = ops::measurement_files(a->output);
+    for (const auto& written : {files.json, files.tensors, files.preview})
+      if (std::filesystem::absolute(written).lexically_normal() ==
+          std::filesystem::absolute(a->input).lexically_normal())
+        throw Error("-o " + a->output + " would overwrite the input " + a->input +
+                    ": pick another -o");
+    if (a->observed) {
+      // Random parts of an operator cannot be the ones that degraded a real image.
+      if (task == Task::kRandomInpainting)
+        throw Error(
+            "--observed: random-inpaint draws its own mask; give the image's mask with "
+            "--task inpaint --mask FILE");
+      if (task == Task::kMotionBlur && kernel->count() == 0)
+        throw Error(
+            "--observed: motion-blur needs the blur's kernel (--kernel FILE), not a "
+            "random one");
+      if (task == Task::kBoxInpainting && !a->params.box_centered)
+        throw Error(
+            "--observed: box-inpaint places its box at random; pass --centered, or give "
+            "the hole as --task inpaint --mask FILE");
+    }
+
     const auto noise_model = cmd->count("--poisson") > 0 ? ops::NoiseModel::poisson(a->poisson_rate)
                                                          : ops::NoiseModel::gaussian(a->noise);
     auto x = io::load_image(a->input);
-    const int64_t height = x.size(2), width = x.size(3);
-    const auto preset =
+    // The clean image's size: the input's, or for an observed low-resolution image the size it
+    // is the down-sampling of. Without --factor, the preset is the one whose factor makes that
+    // image its kind (a 16² input is ×4 of the 64² models, a 64² one ×8 of SD's 512²).
+    int64_t height = x.size(2), width = x.size(3);
+    auto preset =
         a->preset == "auto" ? ops::preset_for_image(height, width) : ops::parse_preset(a->preset);
+    if (a->observed && task == Task::kSuperResolution) {
+      const auto large = ops::TaskParams::preset(ops::Preset::k512).sr_factor;
+      if (a->preset == "auto")
+        preset = factor->count() ? ops::preset_for_image(height * a->params.sr_factor,
+                                                         width * a->params.sr_factor)
+                                 : ops::preset_for_image(height * large, width * large);
+      const auto f =
+          factor->count() ? a->params.sr_factor : ops::TaskParams::preset(preset).sr_factor;
+      height *= f;
+      width *= f;
+    }
 
     // The preset, then every flag the user gave.
     auto params = ops::TaskParams::preset(preset);
@@ -120,15 +165,33 @@ void add_degrade_command(CLI::App& app) {
 
     std::shared_ptr<const ops::Operator> op =
         ops::make_operator(task, params, height, width, a->seed);
-    auto m = ops::measure(x, op, noise_model, a->seed);
-    std::error_code ec;
-    auto source = std::filesystem::weakly_canonical(std::filesystem::absolute(a->input), ec);
-    m.source_image = ec ? std::filesystem::absolute(a->input).string() : source.string();
-    const auto files = ops::save_measurement(
-        m, a->output, {{"task", ops::task_name(task)}, {"preset", ops::preset_name(preset)}});
+    ops::Measurement m;
+    nlohmann::json extra = {{"task", ops::task_name(task)}, {"preset", ops::preset_name(preset)}};
+    if (a->observed) {
+      m.op = op;
+      // A mask operator's y is zero where nothing was observed, as A(x) is; the others' y is the
+      // image as given (blurring or down-sampling it again would be another measurement).
+      const bool masked = task == Task::kBoxInpainting || task == Task::kInpainting;
+      m.y = masked ? op->forward(x) : x;
+      m.noise = noise_model;
+      m.seed = a->seed;
+      m.height = height;
+      m.width = width;
+      extra["observed"] = true;  // no source image: there is no clean one to compare with
+    } else {
+      m = ops::measure(x, op, noise_model, a->seed);
+      std::error_code ec;
+      auto source = std::filesystem::weakly_canonical(std::filesystem::absolute(a->input), ec);
+      m.source_image = ec ? std::filesystem::absolute(a->input).string() : source.string();
+    }
+    ops::save_measurement(m, a->output, extra);
     std::cout << "wrote " << files.json << ", " << files.tensors << ", " << files.preview << " ("
-              << ops::task_name(task) << ", y " << m.y.size(2) << "x" << m.y.size(3) << ", noise "
-              << m.noise.to_json().dump() << ", seed " << a->seed << ")\n";
+              << ops::task_name(task) << ", y " << m.y.size(2) << "x" << m.y.size(3);
+    if (a->observed)
+      std::cout << " as observed, of a " << height << "x" << width << " image, assumed noise ";
+    else
+      std::cout << ", noise ";
+    std::cout << m.noise.to_json().dump() << ", seed " << a->seed << ")\n";
   });
 }
 

@@ -79,8 +79,7 @@ void add_restore_command(CLI::App& app) {
                                       "(see docs/solvers.md)");
   for (const auto& h : all_hyperparameters())
     group->add_option_function<std::string>(
-        "--" + h.name, [a, name = h.name](const std::string& v) { a->values[name] = v; },
-        h.help);
+        "--" + h.name, [a, name = h.name](const std::string& v) { a->values[name] = v; }, h.help);
   cmd->callback([a] {
     auto measurement = operators::load_measurement(a->measurement);
     model::LoadOptions load;
@@ -95,6 +94,13 @@ void add_restore_command(CLI::App& app) {
     solvers::solver_for(request, model, measurement);  // bad flags fail before any work
     if (!a->ground_truth.empty()) request.ground_truth = io::load_image(a->ground_truth);
     const std::string report_path = a->report.empty() ? beside(a->output, ".json") : a->report;
+    // `--measurement photo.json -o photo.png` would put the report over the measurement.
+    for (const auto& [written, flag] :
+         {std::pair<std::string, std::string>{report_path, "the report"}, {a->output, "-o"}})
+      if (fs::absolute(written).lexically_normal() ==
+          fs::absolute(a->measurement).lexically_normal())
+        throw Error(flag + " (" + written + ") would overwrite the measurement " + a->measurement +
+                    ": pick another -o or --report");
     if (a->preview_every > 0) {
       const auto dir = beside(a->output, ".preview");
       fs::create_directories(dir);
@@ -110,8 +116,8 @@ void add_restore_command(CLI::App& app) {
       out = solvers::restore(model, measurement, request);
     } catch (const solvers::DivergenceError& e) {
       // Keep what finished: the last finite estimate, and a report saying what happened.
-      nlohmann::json report = {{"method", a->method}, {"status", "diverged"},
-                               {"error", e.what()},   {"step", e.step()}};
+      nlohmann::json report = {
+          {"method", a->method}, {"status", "diverged"}, {"error", e.what()}, {"step", e.step()}};
       if (e.last_finite_estimate().defined()) {
         const auto saved = beside(a->output, ".last-finite.png");
         io::save_png(saved, e.last_finite_estimate());
@@ -132,8 +138,8 @@ void add_restore_command(CLI::App& app) {
                 << out.report["psnr"].get<double>() << " dB (naive "
                 << out.report["naive_psnr"].get<double>() << "), SSIM " << std::setprecision(3)
                 << out.report["ssim"].get<double>();
-    std::cout << ", |y - A(x)| " << std::setprecision(4) << out.report["data_residual"].get<double>()
-              << ")\n";
+    std::cout << ", |y - A(x)| " << std::setprecision(4)
+              << out.report["data_residual"].get<double>() << ")\n";
   });
 }
 
