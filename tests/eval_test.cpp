@@ -374,6 +374,8 @@ TEST_F(EvalCli, DivergedJobIsRecordedAndTheRunGoesOn) {
   EXPECT_EQ(wild["status"], "diverged");
   EXPECT_GE(wild["step"].get<int>(), 1);
   EXPECT_FALSE(wild.contains("psnr"));
+  EXPECT_TRUE(wild["reference_residual"].is_number());  // the measurement's, as every job's
+  EXPECT_FALSE(wild.contains("fit_ratio"));
   EXPECT_TRUE(wild["naive_psnr"].is_number());
   const auto summary = json::parse(slurp(out / "summary.json"));
   EXPECT_EQ(summary["diverged"], 1);

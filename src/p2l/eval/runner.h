@@ -47,9 +47,10 @@ EvalRun run_evaluation(const EvalOptions& options);
 // changes). Throws p2l::Error for a folder with only shard files (merge).
 std::string summarize_folder(const std::string& folder, const std::string& fit_model = "");
 
-// Adds reference_residual (and fit_ratio) to the finished records that lack it, recomputing each
-// measurement from the plan's seeds, with the model at `model_path` on the CPU; returns how many
-// were added. Throws p2l::Error for a record whose measurement seed is not the plan's.
+// Adds reference_residual (and fit_ratio, to finished ones) to the records that lack it, as a run
+// with the check records them, recomputing each measurement from the plan's seeds, with the model
+// at `model_path` on the CPU; returns how many were added. Throws p2l::Error for a record whose
+// measurement seed is not the plan's.
 int64_t add_reference_residuals(const Plan& plan, std::vector<nlohmann::json>& records,
                                 const std::string& model_path);
 
