@@ -14,10 +14,10 @@
 #include <sstream>
 
 #include "cli_runner.h"
-#include "p2l/eval/fit.h"
 #include "p2l/eval/inputs.h"
 #include "p2l/eval/results.h"
 #include "p2l/io/image.h"
+#include "p2l/solvers/fit.h"
 #include "shipped_model.h"
 
 namespace p2l::test {
@@ -393,7 +393,7 @@ void write_without_fit_check(const fs::path& from, const fs::path& to) {
   }
 }
 
-// The fit check (p2l/eval/fit.h): ReSample at 50 steps explains its measurement, LDPS with its
+// The fit check (p2l/solvers/fit.h): ReSample at 50 steps explains its measurement, LDPS with its
 // guidance switched off (ρ = 0: an unconditional sample) does not; the reference is
 // ‖y − A(D(E(x)))‖ computed here from the model's autoencoder and the operator directly.
 TEST_F(EvalCli, RestorationThatIgnoresItsMeasurementIsFlagged) {
@@ -422,8 +422,8 @@ TEST_F(EvalCli, RestorationThatIgnoresItsMeasurementIsFlagged) {
         (*rec)["fit_ratio"].get<double>(),
         (*rec)["data_residual"].get<double>() / (*rec)["reference_residual"].get<double>());
   }
-  EXPECT_LT(fits["fit_ratio"].get<double>(), eval::kMisfitRatio);
-  EXPECT_GT(blind["fit_ratio"].get<double>(), 2 * eval::kMisfitRatio);
+  EXPECT_LT(fits["fit_ratio"].get<double>(), solvers::kMisfitRatio);
+  EXPECT_GT(blind["fit_ratio"].get<double>(), 2 * solvers::kMisfitRatio);
   EXPECT_GT(fits["psnr"].get<double>(), blind["psnr"].get<double>() + 5);
 
   // Counted among the finished and named in the summary.
@@ -472,20 +472,20 @@ TEST_F(EvalCli, RestorationThatIgnoresItsMeasurementIsFlagged) {
 
 TEST(EvalFit, RatioOfFinishedCheckedRecordsOnly) {
   const json checked = {{"status", "ok"}, {"data_residual", 6.0}, {"reference_residual", 2.0}};
-  EXPECT_DOUBLE_EQ(*eval::fit_ratio(checked), 3.0);
-  EXPECT_TRUE(eval::misfit(checked));
+  EXPECT_DOUBLE_EQ(*solvers::fit_ratio(checked), 3.0);
+  EXPECT_TRUE(solvers::misfit(checked));
   auto close = checked;
   close["data_residual"] = 3.9;
-  EXPECT_FALSE(eval::misfit(close));
+  EXPECT_FALSE(solvers::misfit(close));
   auto diverged = checked;
   diverged["status"] = "diverged";
-  EXPECT_FALSE(eval::fit_ratio(diverged));
+  EXPECT_FALSE(solvers::fit_ratio(diverged));
   auto old = checked;
   old.erase("reference_residual");
-  EXPECT_FALSE(eval::fit_ratio(old));
+  EXPECT_FALSE(solvers::fit_ratio(old));
   auto exact = checked;  // noiseless y that the autoencoder reproduces: nothing to compare with
   exact["reference_residual"] = 0.0;
-  EXPECT_FALSE(eval::fit_ratio(exact));
+  EXPECT_FALSE(solvers::fit_ratio(exact));
   // A record from before the check agrees with its completed copy, not with another result.
   EXPECT_TRUE(eval::same_result(old, checked));
   EXPECT_TRUE(eval::same_result(checked, old));

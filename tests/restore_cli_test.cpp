@@ -10,6 +10,7 @@
 
 #include "cli_runner.h"
 #include "p2l/io/image.h"
+#include "p2l/solvers/fit.h"
 #include "shipped_model.h"
 
 namespace p2l::test {
@@ -78,7 +79,8 @@ TEST_F(RestoreCli, WritesImageReportAndPreviews) {
 
 // An image the user has only in degraded form: the 8-bit preview of a synthetic SR measurement
 // read back with --observed restores as well as the exact measurement does (same seed, within
-// 0.5 dB), far above the naive up-sampling; without a ground truth the report has no PSNR.
+// 0.5 dB), far above the naive up-sampling; without a ground truth the report has no PSNR and
+// no fit check.
 TEST_F(RestoreCli, ObservedLowResolutionImageRestores) {
   const auto exact = degrade("sr");
   const auto small = path("meas.png");  // 16×16, clamped to 8 bits
@@ -99,6 +101,19 @@ TEST_F(RestoreCli, ObservedLowResolutionImageRestores) {
   const auto unknown = run(path("observed.json"), "unknown.png", false);
   EXPECT_FALSE(unknown.contains("psnr"));
   EXPECT_TRUE(unknown["data_residual"].is_number());
+  // The fit check, given the clean image (docs/eval.md): ReSample explains the measurement; LDPS
+  // without guidance (ρ = 0) does not, and restore says so.
+  EXPECT_FALSE(unknown.contains("fit_ratio"));
+  EXPECT_DOUBLE_EQ(
+      from_exact["fit_ratio"].get<double>(),
+      from_exact["data_residual"].get<double>() / from_exact["reference_residual"].get<double>());
+  EXPECT_LT(from_exact["fit_ratio"].get<double>(), solvers::kMisfitRatio);
+  const auto blind = restore("--measurement " + exact + " --method ldps --rho 0 --steps 10 -o " +
+                             path("blind.png"));
+  ASSERT_EQ(blind.exit_code, 0) << blind.err;
+  EXPECT_NE(blind.out.find("did not fit the measurement"), std::string::npos) << blind.out;
+  EXPECT_GT(nlohmann::json::parse(slurp(path("blind.json")))["fit_ratio"].get<double>(),
+            solvers::kMisfitRatio);
 }
 
 TEST_F(RestoreCli, ExplicitGroundTruthAndHyperparameterFlags) {

@@ -13,6 +13,7 @@
 #include "p2l/io/json_file.h"
 #include "p2l/model/checkpoint.h"
 #include "p2l/progress.h"
+#include "p2l/solvers/fit.h"
 #include "p2l/solvers/restoration.h"
 
 namespace p2l::cli {
@@ -140,6 +141,12 @@ void add_restore_command(CLI::App& app) {
                 << out.report["ssim"].get<double>();
     std::cout << ", |y - A(x)| " << std::setprecision(4)
               << out.report["data_residual"].get<double>() << ")\n";
+    if (out.report.contains("fit_ratio") &&
+        out.report["fit_ratio"].get<double>() > solvers::kMisfitRatio)
+      std::cout << "did not fit the measurement: |y - A(x)| is " << std::setprecision(1)
+                << out.report["fit_ratio"].get<double>()
+                << " times that of the autoencoded clean image (more steps, another seed or "
+                   "method; docs/eval.md)\n";
   });
 }
 

@@ -9,7 +9,6 @@
 #include <regex>
 
 #include "p2l/error.h"
-#include "p2l/eval/fit.h"
 #include "p2l/eval/inputs.h"
 #include "p2l/eval/results.h"
 #include "p2l/eval/summary.h"
@@ -18,6 +17,7 @@
 #include "p2l/model/checkpoint.h"
 #include "p2l/operators/naive.h"
 #include "p2l/progress.h"
+#include "p2l/solvers/fit.h"
 #include "p2l/solvers/restoration.h"
 
 namespace p2l::eval {
@@ -74,7 +74,7 @@ nlohmann::json run_job(model::StableDiffusion& model, const Plan& plan, const Jo
     save_image(dir, record["naive_image"], naive);
   }
   for (const auto& metric : metrics) record["naive_" + metric.name] = metric.compute(naive, clean);
-  record["reference_residual"] = autoencoded_residual(model, measurement, clean);
+  record["reference_residual"] = solvers::autoencoded_residual(model, measurement, clean);
 
   solvers::RestoreRequest request;
   request.method = job.method->method;
@@ -91,7 +91,7 @@ nlohmann::json run_job(model::StableDiffusion& model, const Plan& plan, const Jo
     record["status"] = "ok";
     record["parameters"] = out.report["parameters"];
     record["data_residual"] = out.report["data_residual"];
-    if (const auto ratio = fit_ratio(record)) record["fit_ratio"] = *ratio;
+    if (const auto ratio = solvers::fit_ratio(record)) record["fit_ratio"] = *ratio;
     record["network_evaluations"] = out.report["network_evaluations"];
     record["seconds"] = out.report["seconds"];
   } catch (const solvers::DivergenceError& e) {
@@ -157,8 +157,8 @@ int64_t add_reference_residuals(const Plan& plan, std::vector<nlohmann::json>& r
                   std::to_string(seeds.measurement) + "): recorded by another build?");
     const auto clean = io::load_image(it->second->path);
     const auto measurement = measure_task(clean, task, plan.noise, seeds.measurement);
-    (*record)["reference_residual"] = autoencoded_residual(model, measurement, clean);
-    if (const auto ratio = fit_ratio(*record)) (*record)["fit_ratio"] = *ratio;
+    (*record)["reference_residual"] = solvers::autoencoded_residual(model, measurement, clean);
+    if (const auto ratio = solvers::fit_ratio(*record)) (*record)["fit_ratio"] = *ratio;
   }
   return static_cast<int64_t>(missing.size());
 }
@@ -223,11 +223,11 @@ EvalRun run_evaluation(const EvalOptions& options) {
       io::append_json_line(results_path, record);
       ++run.ran;
       if (record["status"] != "ok") ++run.diverged;
-      if (misfit(record)) ++run.misfit;
+      if (solvers::misfit(record)) ++run.misfit;
       char text[160];
-      if (misfit(record))
+      if (solvers::misfit(record))
         std::snprintf(text, sizeof text, "%s PSNR %.2f dB, did not fit its measurement (%.1f×)",
-                      job.key().c_str(), record.value("psnr", 0.0), *fit_ratio(record));
+                      job.key().c_str(), record.value("psnr", 0.0), *solvers::fit_ratio(record));
       else if (record["status"] == "ok")
         std::snprintf(text, sizeof text, "%s PSNR %.2f dB", job.key().c_str(),
                       record.value("psnr", 0.0));

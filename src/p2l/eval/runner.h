@@ -29,7 +29,7 @@ struct EvalRun {
   int64_t jobs = 0;          // of this shard
   int64_t already_done = 0;  // skipped on resume
   int64_t ran = 0, diverged = 0;
-  int64_t misfit = 0;            // finished but did not fit the measurement (fit.h)
+  int64_t misfit = 0;            // finished but did not fit the measurement (solvers/fit.h)
   bool complete = false;         // every job of the shard has a record
   std::string summary_markdown;  // written for a whole, complete run
 };
@@ -42,8 +42,8 @@ EvalRun run_evaluation(const EvalOptions& options);
 
 // Reads plan.json and results.jsonl of a folder and writes summary.{md,csv,json} and the
 // montages; returns the markdown. With `fit_model` (the model the run used: the plan names a
-// folder, not what was in it), records from before the fit check (fit.h) get their reference
-// residual first, and results.jsonl is rewritten with it (atomically; nothing else in it
+// folder, not what was in it), records from before the fit check (solvers/fit.h) get their
+// reference residual first, and results.jsonl is rewritten with it (atomically; nothing else in it
 // changes). Throws p2l::Error for a folder with only shard files (merge).
 std::string summarize_folder(const std::string& folder, const std::string& fit_model = "");
 

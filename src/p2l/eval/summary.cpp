@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "p2l/error.h"
-#include "p2l/eval/fit.h"
 #include "p2l/eval/image_metrics.h"
 #include "p2l/eval/statistics.h"
 #include "p2l/io/image.h"
@@ -17,6 +16,7 @@
 #include "p2l/io/montage.h"
 #include "p2l/metrics/emoji_features.h"
 #include "p2l/metrics/feature_distances.h"
+#include "p2l/solvers/fit.h"
 
 namespace p2l::eval {
 
@@ -66,7 +66,7 @@ std::string set_metric_number(const nlohmann::json& v) { return v.is_number() ? 
 std::string misfit_section(const nlohmann::json& summary) {
   std::ostringstream md;
   const auto& misfits = summary.value("misfits", nlohmann::json::array());
-  const double ratio = summary.value("misfit_ratio", kMisfitRatio);
+  const double ratio = summary.value("misfit_ratio", solvers::kMisfitRatio);
   if (!misfits.empty()) {
     md << "\nDid not fit the measurement (‖y − A(x)‖ over " << fixed(ratio, 1)
        << "× that of the autoencoded clean image, ‖y − A(D(E(x)))‖; counted in the means "
@@ -133,8 +133,8 @@ nlohmann::json summarize(const Plan& plan, const std::map<std::string, nlohmann:
         }
         ++ok;
         // Counted among the finished (its image is what the method gave) and named below.
-        if (const auto ratio = fit_ratio(*r)) {
-          if (*ratio > kMisfitRatio) {
+        if (const auto ratio = solvers::fit_ratio(*r)) {
+          if (*ratio > solvers::kMisfitRatio) {
             ++unfit;
             misfits.push_back({{"image", image.name},
                                {"task", task},
@@ -181,7 +181,7 @@ nlohmann::json summarize(const Plan& plan, const std::map<std::string, nlohmann:
           {"jobs", plan.images.size() * plan.tasks.size() * plan.methods.size()},
           {"finished", finished},
           {"diverged", diverged},
-          {"misfit_ratio", kMisfitRatio},
+          {"misfit_ratio", solvers::kMisfitRatio},
           {"misfit", misfits.size()},
           {"fit_unchecked", unchecked},
           {"misfits", misfits},

@@ -2,8 +2,9 @@
 // process happened to run), so that a resumed, sharded or uninterrupted run gives the same
 // summary apart from time. Per task (in plan order): the naive reconstruction's metrics once, then
 // per method label (in plan order): n finished, n diverged, n that did not fit their measurement
-// (fit.h; still counted as finished), mean ± std of every image metric, of the data residual and
-// of seconds, and the mean network evaluations per image; then the jobs that did not fit, by name
+// (solvers/fit.h; still counted as finished), mean ± std of every image metric, of the data
+// residual and of seconds, and the mean network evaluations per image; then the jobs that did not
+// fit, by name
 // ("misfits"), and how many finished jobs carry no fit check ("fit_unchecked").
 #pragma once
 

@@ -10,6 +10,7 @@
 #include "p2l/metrics/image_quality.h"
 #include "p2l/operators/naive.h"
 #include "p2l/progress.h"
+#include "p2l/solvers/fit.h"
 
 namespace p2l::solvers {
 
@@ -32,13 +33,12 @@ std::unique_ptr<Solver> solver_for(const RestoreRequest& request,
   auto solver = make_solver(request.method, scale_for(model), measurement.op->kind());
   for (const auto& [name, value] : request.overrides) {
     if (!solver->parameters().has(name))
-      throw Error("--" + name + " is not a hyperparameter of " + request.method + " (its: " +
-                  [&] {
-                    std::string names;
-                    for (const auto& h : solver->parameters().table())
-                      names += (names.empty() ? "" : ", ") + h.name;
-                    return names;
-                  }() + ")");
+      throw Error("--" + name + " is not a hyperparameter of " + request.method + " (its: " + [&] {
+        std::string names;
+        for (const auto& h : solver->parameters().table())
+          names += (names.empty() ? "" : ", ") + h.name;
+        return names;
+      }() + ")");
     solver->parameters().set(name, value, request.method);
   }
   return solver;
@@ -92,8 +92,8 @@ RestoreOutcome restore(model::StableDiffusion& model, const operators::Measureme
   r["data_residual"] = residual;
   r["data_residual_per_step"] = out.solution.data_residual;
   if (!out.solution.diagnostics.empty()) r["diagnostics"] = out.solution.diagnostics;
-  auto truth = request.ground_truth.defined() ? request.ground_truth
-                                              : measurement_ground_truth(measurement);
+  auto truth =
+      request.ground_truth.defined() ? request.ground_truth : measurement_ground_truth(measurement);
   if (truth.defined()) {
     if (truth.sizes() != out.image.sizes())
       throw Error("ground truth is " + c10::str(truth.sizes()) + " but the restored image is " +
@@ -105,6 +105,9 @@ RestoreOutcome restore(model::StableDiffusion& model, const operators::Measureme
     r["ssim"] = metrics::ssim(image, truth);
     r["naive_psnr"] = metrics::psnr(naive, truth);
     r["naive_ssim"] = metrics::ssim(naive, truth);
+    const double reference = autoencoded_residual(model, measurement, truth);
+    r["reference_residual"] = reference;
+    if (const auto ratio = fit_ratio(residual, reference)) r["fit_ratio"] = *ratio;
   }
   return out;
 }

@@ -1,7 +1,8 @@
 // One restoration as `p2l restore`, the demo and the evaluation harness run it: a measurement,
 // a method with its defaults for the model's scale and the task plus the user's overrides, and a
 // report with every parameter, network evaluations, time, memory, the final data residual and
-// (given the clean image) PSNR/SSIM of the result and of the naive reconstruction.
+// (given the clean image) PSNR/SSIM of the result and of the naive reconstruction, and the fit
+// check's reference residual and ratio (fit.h).
 #pragma once
 
 #include <torch/torch.h>

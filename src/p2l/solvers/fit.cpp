@@ -1,6 +1,6 @@
-#include "p2l/eval/fit.h"
+#include "p2l/solvers/fit.h"
 
-namespace p2l::eval {
+namespace p2l::solvers {
 
 double autoencoded_residual(model::StableDiffusion& model,
                             const operators::Measurement& measurement, const torch::Tensor& clean) {
@@ -14,15 +14,17 @@ double autoencoded_residual(model::StableDiffusion& model,
   return (y - measurement.op->forward(reconstruction)).norm().item<double>();
 }
 
+std::optional<double> fit_ratio(double residual, double reference) {
+  if (!(reference > 0)) return std::nullopt;
+  return residual / reference;
+}
+
 std::optional<double> fit_ratio(const nlohmann::json& record) {
   if (record.value("status", "") != "ok" || !record.contains("reference_residual") ||
       !record.contains("data_residual"))
     return std::nullopt;
-  const double reference = record.at("reference_residual").get<double>();
-  const double residual = record.at("data_residual").get<double>();
-  // A noiseless measurement of an image the autoencoder reproduces exactly: nothing to compare.
-  if (!(reference > 0)) return std::nullopt;
-  return residual / reference;
+  return fit_ratio(record.at("data_residual").get<double>(),
+                   record.at("reference_residual").get<double>());
 }
 
 bool misfit(const nlohmann::json& record) {
@@ -30,4 +32,4 @@ bool misfit(const nlohmann::json& record) {
   return ratio && *ratio > kMisfitRatio;
 }
 
-}  // namespace p2l::eval
+}  // namespace p2l::solvers
