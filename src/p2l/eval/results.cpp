@@ -74,9 +74,8 @@ bool same_result(const nlohmann::json& a, const nlohmann::json& b) {
   return strip(a) == strip(b);
 }
 
-// Of two records of one job that agree, the one with the fit check.
-static void keep_checked(nlohmann::json& kept, const nlohmann::json& other) {
-  if (!kept.contains("reference_residual") && other.contains("reference_residual")) kept = other;
+bool completes(const nlohmann::json& kept, const nlohmann::json& other) {
+  return !kept.contains("reference_residual") && other.contains("reference_residual");
 }
 
 std::map<std::string, nlohmann::json> index_records(const Plan& plan,
@@ -92,7 +91,7 @@ std::map<std::string, nlohmann::json> index_records(const Plan& plan,
     auto [it, inserted] = by_key.emplace(key, record);
     if (!inserted && !same_result(it->second, record))
       throw Error(what + ": job " + key + " was recorded twice with different results");
-    if (!inserted) keep_checked(it->second, record);
+    if (!inserted && completes(it->second, record)) it->second = record;
   }
   return by_key;
 }

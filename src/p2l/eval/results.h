@@ -51,4 +51,8 @@ std::map<std::string, nlohmann::json> index_records(const Plan& plan,
 // check, when only one of them has it).
 bool same_result(const nlohmann::json& a, const nlohmann::json& b);
 
+// Whether `other`, a record of the same job that agrees with `kept`, should replace it: it has
+// the fit check and `kept` does not.
+bool completes(const nlohmann::json& kept, const nlohmann::json& other);
+
 }  // namespace p2l::eval

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <regex>
 
@@ -122,17 +121,6 @@ std::string write_outputs(const fs::path& dir, const Plan& plan,
   const auto markdown = write_summary(dir.string(), summary);
   write_montages(dir.string(), plan, records);
   return markdown;
-}
-
-// Writes text to path through a temporary file, so a reader never sees half of it.
-void write_text_atomically(const fs::path& path, const std::string& text) {
-  const auto tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
-    out << text;
-    if (!out) throw Error(path.string() + ": cannot write");
-  }
-  fs::rename(tmp, path);
 }
 
 }  // namespace
@@ -324,9 +312,7 @@ MergeReport merge_evaluations(const std::vector<std::string>& inputs, const std:
       if (!inserted && !same_result(it->second.first, record))
         throw Error("--merge: job " + key + " has different results in " + source.results +
                     " and another file: were they run with different builds or --threads?");
-      if (!inserted && !it->second.first.contains("reference_residual") &&
-          record.contains("reference_residual"))
-        it->second = {record, source.dir};
+      if (!inserted && completes(it->second.first, record)) it->second = {record, source.dir};
     }
   }
   const auto jobs = plan->jobs();
@@ -367,7 +353,7 @@ MergeReport merge_evaluations(const std::vector<std::string>& inputs, const std:
     lines += record.dump() + "\n";
     records[job.key()] = record;
   }
-  write_text_atomically(out / "results.jsonl", lines);
+  io::write_text((out / "results.jsonl").string(), lines);
   io::write_json((out / "plan.json").string(), plan->to_json());
   report.summary_markdown = write_outputs(out, *plan, records);
   return report;
