@@ -9,8 +9,11 @@
 //   ./build/bench/bench_methods [--model models/emoji-64] [--task sr] [--methods p2l,ldps,...]
 //       [--steps 20] [--warmup 2] [--repeats 1] [--threads 0] [--blas-threads N]
 //       [--device cpu|cuda] [--peak-size 2048] [--no-micro] [--no-profile] [--check-flops]
-//       [--channels-last] [--no-bundled]
-//       [--sd 256,512] [--sd-methods ldps,p2l] [--sd-steps 1] [--sd-micro]
+//       [--channels-last] [--no-bundled] [--precision fp32,bf16,fp16] [--batch 1,8,64]
+//       [--sd 256,512] [--sd-methods ldps,p2l] [--sd-steps 1] [--sd-warmup 0] [--sd-micro]
+// Each precision in --precision is a separate table (the networks' type; model/precision.h).
+// --batch: the bundled model's batched solves (B posterior samples at once), samples per second,
+// instead of its per-component tables.
 #include <dlfcn.h>
 #include <malloc.h>
 #include <torch/cuda.h>
@@ -35,7 +38,9 @@
 #include "p2l/error.h"
 #include "p2l/io/image.h"
 #include "p2l/model/checkpoint.h"
+#include "p2l/model/attention.h"
 #include "p2l/model/flops.h"
+#include "p2l/model/precision.h"
 #include "p2l/operators/measurement.h"
 #include "p2l/operators/presets.h"
 #include "p2l/solvers/guidance.h"
@@ -62,8 +67,10 @@ struct Options {
   bool channels_last = false;
   std::vector<int64_t> sd_sizes;
   std::vector<std::string> sd_methods;  // empty = all
-  int64_t sd_steps = 1;
+  int64_t sd_steps = 1, sd_warmup = 0;
   bool sd_micro = false;
+  std::vector<model::Precision> precisions = {model::Precision::kFloat32};
+  std::vector<int64_t> batches;
 };
 
 std::vector<std::string> split(const std::string& text) {
@@ -118,12 +125,19 @@ Options parse(int argc, char** argv) {
       o.sd_methods = split(value());
     else if (flag == "--sd-steps")
       o.sd_steps = std::stoll(value());
-    else if (flag == "--sd-micro")
+    else if (flag == "--batch")
+      for (const auto& s : split(value())) o.batches.push_back(std::stoll(s));
+    else if (flag == "--sd-warmup")
+      o.sd_warmup = std::stoll(value());
+    else if (flag == "--precision") {
+      o.precisions.clear();
+      for (const auto& p : split(value())) o.precisions.push_back(model::parse_precision(p));
+    } else if (flag == "--sd-micro")
       o.sd_micro = true;
     else
       throw Error("unknown flag " + flag + " (see the comment at the top of bench_methods.cpp)");
   }
-  if (o.steps <= 0 || o.sd_steps <= 0 || o.warmup < 0)
+  if (o.steps <= 0 || o.sd_steps <= 0 || o.warmup < 0 || o.sd_warmup < 0)
     throw Error("--steps and --sd-steps must be positive, --warmup not negative");
   if (o.methods.empty()) o.methods = solvers::method_names();
   if (o.sd_methods.empty()) o.sd_methods = solvers::method_names();
@@ -285,8 +299,9 @@ struct MethodCost {
   std::string error;
 };
 
-solvers::Problem problem_for(const Bench& b) {
+solvers::Problem problem_for(const Bench& b, int64_t batch) {
   solvers::Problem p;
+  for (int64_t i = 0; batch > 1 && i < batch; ++i) p.seeds.push_back(static_cast<uint64_t>(i));
   p.model = b.model;
   p.op = b.measurement.op;
   p.y = b.measurement.y.to(b.device, torch::kFloat);
@@ -296,13 +311,13 @@ solvers::Problem problem_for(const Bench& b) {
 }
 
 MethodCost run_method(const Bench& b, const std::string& method, int64_t steps, int64_t warmup,
-                      int64_t repeats, bool profile) {
+                      int64_t repeats, bool profile, int64_t batch = 1) {
   MethodCost cost;
   cost.method = method;
   cost.steps = steps;
   auto solver =
       solvers::make_solver(method, solvers::scale_for(*b.model), b.measurement.op->kind());
-  auto problem = problem_for(b);
+  auto problem = problem_for(b, batch);
   try {
     if (warmup > 0) {
       solver->parameters().set("steps", static_cast<double>(warmup));
@@ -482,11 +497,11 @@ std::vector<Micro> micro_benchmarks(const Bench& b, int64_t warmup, int64_t repe
   auto ids = sd.tokenizer->tokenize_batch({""}, c.text.max_positions);
   std::vector<Micro> out;
   out.push_back(time_network("UNet", z, b.macs.unet, b.device, warmup, repeats,
-                             [&](const torch::Tensor& v) { return sd.unet->forward(v, t, text); }));
+                             [&](const torch::Tensor& v) { return sd.predict_noise(v, t, text); }));
   out.push_back(time_network("decoder", z, b.macs.decoder, b.device, warmup, repeats,
-                             [&](const torch::Tensor& v) { return sd.vae->decode_scaled(v); }));
+                             [&](const torch::Tensor& v) { return sd.decode(v); }));
   out.push_back(time_network("encoder", x, b.macs.encoder, b.device, warmup, repeats,
-                             [&](const torch::Tensor& v) { return sd.vae->encode_mean(v); }));
+                             [&](const torch::Tensor& v) { return sd.encode(v); }));
   out.push_back(time_network(
       "text encoder", ids, b.macs.text, b.device, warmup, repeats,
       [&](const torch::Tensor& v) { return sd.encode_tokens(v); }, /*backward=*/false));
@@ -562,18 +577,18 @@ void check_flops(const Bench& b) {
   auto t = torch::full({1}, 500, torch::TensorOptions().dtype(torch::kLong).device(b.device));
   {
     model::MacTracer tracer;
-    sd.unet->forward(z, t, text);
+    sd.predict_noise(z, t, text);
     row("UNet", b.macs.unet, tracer.count());
   }
   {
     model::MacTracer tracer;
-    sd.vae->decode_scaled(z);
+    sd.decode(z);
     row("decoder", b.macs.decoder, tracer.count());
   }
   {
     auto x = torch::zeros({1, c.vae.in_channels, b.size, b.size}, opts);
     model::MacTracer tracer;
-    sd.vae->encode_mean(x);
+    sd.encode(x);
     row("encoder", b.macs.encoder, tracer.count());
   }
   model::MacTracer tracer;
@@ -621,6 +636,35 @@ void run_bench(const Bench& b, const std::vector<std::string>& methods, int64_t 
   std::fflush(stdout);
 }
 
+// Batched solves: B posterior samples of one measurement per solve; samples per second of a
+// whole solve at `steps` steps (the text encoder and final decode aside), and the gain over B = 1.
+void run_batches(const Bench& b, const std::vector<std::string>& methods,
+                 const std::vector<int64_t>& batches, int64_t steps, int64_t warmup) {
+  std::printf("\n#### %s: batched solves (%lld steps)\n\n| method | batch | ms / step | "
+              "samples / s | × batch 1 |%s\n|---|---|---|---|---|%s\n",
+              b.title.c_str(), static_cast<long long>(steps),
+              b.device.is_cuda() ? " CUDA peak MiB |" : "", b.device.is_cuda() ? "---|" : "");
+  for (const auto& method : methods) {
+    double single = 0;
+    for (const int64_t batch : batches) {
+      const auto cost = run_method(b, method, steps, warmup, 1, false, batch);
+      if (!cost.error.empty()) {
+        std::printf("| %s | %lld | failed: %s |\n", method.c_str(),
+                    static_cast<long long>(batch), cost.error.c_str());
+        continue;
+      }
+      const double rate = batch / (cost.ms_per_step * steps * 1e-3);
+      if (batch == 1) single = rate;
+      std::printf("| %s | %lld | %.1f | %.2f | %s |", method.c_str(),
+                  static_cast<long long>(batch), cost.ms_per_step, rate,
+                  single > 0 ? (std::to_string(rate / single).substr(0, 5) + "×").c_str() : "–");
+      if (b.device.is_cuda()) std::printf(" %.0f |", cost.cuda_peak);
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+  }
+}
+
 void use_channels_last(model::StableDiffusion& sd) {
   model::use_channels_last(*sd.unet);
   model::use_channels_last(*sd.vae);
@@ -658,11 +702,12 @@ int main(int argc, char** argv) try {
 
   std::printf(
       "## bench_methods\n\nCPU: %s, %u logical CPUs; LibTorch %s; %d intra-op threads; "
-      "BLAS threads %s; MKL %s, oneDNN %s; device %s%s; freed memory reused: %s.\n",
+      "BLAS threads %s; MKL %s, oneDNN %s; device %s%s; freed memory reused: %s; attention %s.\n",
       cpu_model().c_str(), std::thread::hardware_concurrency(), TORCH_VERSION, threads,
       o.blas_threads > 0 ? std::to_string(o.blas_threads).c_str() : "1 (p2l's default)",
       at::hasMKL() ? "yes" : "no", at::hasMKLDNN() ? "yes" : "no", device.str().c_str(),
-      o.channels_last ? "; channels-last weights" : "", reuse ? "yes" : "no (P2L_SYSTEM_MALLOC)");
+      o.channels_last ? "; channels-last weights" : "", reuse ? "yes" : "no (P2L_SYSTEM_MALLOC)",
+      model::attention_path());
 
   // The matrix-multiply peak at this run's threads: one product with BLAS's threads as p2l sets
   // them, and with as many BLAS threads as intra-op threads (what the machine can do).
@@ -688,39 +733,51 @@ int main(int argc, char** argv) try {
       device.is_cuda() ? "cuDNN, TF32 allowed as LibTorch's default" : "oneDNN", conv, peak);
   std::fflush(stdout);
 
-  if (o.bundled) {
-    model::LoadOptions load;
-    load.device = device;
-    auto sd = model::load_stable_diffusion(o.model_dir, load);
-    if (o.channels_last) use_channels_last(sd);
-    const int64_t size = sd.config.unet.sample_size * sd.config.vae.downsampling_factor();
-    Bench b{o.model_dir + " at " + std::to_string(size) + "², task " + o.task,
-            &sd,
-            measurement_for(o.task, test_image(o.model_dir, size), size),
-            size,
-            device,
-            network_macs(sd.config, size),
-            peak};
-    run_bench(b, o.methods, o.steps, o.warmup, o.repeats, o.profile, o.micro, o.check_flops);
-  }
+  for (const auto precision : o.precisions) {
+    model::check_precision_supported(precision, device, "--precision");
+    const auto type = model::scalar_type(precision);
+    const std::string in = ", networks in " + model::precision_name(precision);
+    if (o.bundled) {
+      model::LoadOptions load;
+      load.device = device;
+      load.dtype = type;
+      auto sd = model::load_stable_diffusion(o.model_dir, load);
+      if (o.channels_last) use_channels_last(sd);
+      const int64_t size = sd.config.unet.sample_size * sd.config.vae.downsampling_factor();
+      Bench b{o.model_dir + " at " + std::to_string(size) + "², task " + o.task + in,
+              &sd,
+              measurement_for(o.task, test_image(o.model_dir, size), size),
+              size,
+              device,
+              network_macs(sd.config, size),
+              peak};
+      if (!o.batches.empty())  // instead of the per-component tables
+        run_batches(b, o.methods, o.batches, o.steps, o.warmup);
+      else
+        run_bench(b, o.methods, o.steps, o.warmup, o.repeats, o.profile, o.micro,
+                  o.check_flops);
+    }
 
-  for (const int64_t size : o.sd_sizes) {
-    auto config = model::ModelConfig::sd_v1();
-    config.unet.sample_size = size / config.vae.downsampling_factor();
-    torch::manual_seed(0);
-    auto sd = model::StableDiffusion::create(config);
-    sd.tokenizer = std::make_shared<model::ClipTokenizer>(
-        model::ClipTokenizer::from_directory(model::data_dir() + "/clip-tokenizer"));
-    sd.to(device, torch::kFloat);
-    if (o.channels_last) use_channels_last(sd);
-    Bench b{"SD v1 configuration, random weights, at " + std::to_string(size) + "², task " + o.task,
-            &sd,
-            measurement_for(o.task, test_image(o.model_dir, size), size),
-            size,
-            device,
-            network_macs(config, size),
-            peak};
-    run_bench(b, o.sd_methods, o.sd_steps, 0, 1, o.profile, o.sd_micro, o.check_flops);
+    for (const int64_t size : o.sd_sizes) {
+      auto config = model::ModelConfig::sd_v1();
+      config.unet.sample_size = size / config.vae.downsampling_factor();
+      torch::manual_seed(0);
+      auto sd = model::StableDiffusion::create(config);
+      sd.tokenizer = std::make_shared<model::ClipTokenizer>(
+          model::ClipTokenizer::from_directory(model::data_dir() + "/clip-tokenizer"));
+      sd.to(device, type);
+      if (o.channels_last) use_channels_last(sd);
+      Bench b{"SD v1 configuration, random weights, at " + std::to_string(size) + "², task " +
+                  o.task + in,
+              &sd,
+              measurement_for(o.task, test_image(o.model_dir, size), size),
+              size,
+              device,
+              network_macs(config, size),
+              peak};
+      run_bench(b, o.sd_methods, o.sd_steps, o.sd_warmup, 1, o.profile, o.sd_micro,
+                o.check_flops);
+    }
   }
   std::printf(
       "\nMeasured again at the end (how much the machine's load moved during the run): "

@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA GPU, in one pass: builds p2l against a CUDA build of LibTorch 2.x
-# (by default the one inside the machine's Python PyTorch), then
-#   1. the test suite (the CUDA operator test runs instead of skipping), first the CUDA test alone;
-#   2. `p2l eval --device cuda` on the images in IMAGES (all tasks × methods, 4 processes sharing
-#      the GPU), whose results.jsonl can be compared job by job with a CPU run of the same images
-#      (seeds derive from the file name and the task, and noise is drawn on the CPU);
-#   3. bench/bench_methods --device cuda on the bundled model and on SD v1's configuration.
-# Logs and results go to OUT (default runs/gpu-check). Every phase has a time limit, so a slow or
-# broken phase still leaves the others' results.
+# The checks that need a CUDA GPU (issue 27), as two calls of at most 10 minutes on one machine:
+# builds p2l against a CUDA build of LibTorch 2.x (by default the one inside the machine's
+# Python PyTorch), then runs the phases named in PHASES:
+#   version   `p2l --version` (LibTorch, CUDA, cuDNN, attention path, precisions)
+#   sd        bench_methods on SD v1's architecture (random weights) at 512²: every method in
+#             fp32, bf16 and fp16, ms / step after SD_WARMUP warm steps, CUDA peak memory
+#   sd-cl     the same for bf16 with channels-last weights (LDPS, P2L)
+#   sd-1000   one whole 1000-step P2L solve at 512² in bf16
+#   batch     the bundled model's batched solves at batch 1, 8 and 64 (samples per second)
+#   eval      `p2l eval --device cuda` on IMAGES in fp32, bf16 and fp16 (5 shards each, all at
+#             once), then each job's PSNR against fp32 and each method's mean
+#   tests     the whole test suite (the CUDA tests run instead of skipping)
+# Logs and results go to OUT (default runs/gpu-check). Every phase has a time limit, so a slow
+# or broken phase still leaves the others' results. A second call with the build folder still
+# there (a warm machine) skips the build.
 #
-#   scripts/gpu_check.sh   (environment: OUT, TORCH_DIR, DEPS_TAR, GOLDENS, IMAGES, PHASES,
-#                           BUILD_S, EVAL_S, BENCH_S, TEST_S, BACKTRACE)
-#
-# PHASES picks phases after the build (default "cuda-test eval bench tests"); BACKTRACE="A B"
-# runs those gtest names under cuda-gdb (a debugger that also works on code without GPU kernels)
-# and prints where they stop, for a test that crashes only there.
+#   PHASES="version sd sd-cl sd-1000 batch" scripts/gpu_check.sh     (first call)
+#   PHASES="eval tests" scripts/gpu_check.sh                          (second call)
+#   environment: OUT, TORCH_DIR, DEPS_TAR, GOLDENS_TAR, GOLDENS, IMAGES, BUILD_S, EVAL_S,
+#                TEST_S, SD_WARMUP, SD_STEPS
 #
 # DEPS_TAR: a .tar.xz of a usr/ prefix holding the build's other dependencies (nlohmann-json,
 # yaml-cpp, CLI11, ICU, GoogleTest, stb) for a machine where they cannot be installed; made on
-# Debian 12 by unpacking their .deb files (`apt-get download` + `dpkg -x`).
+# Debian 12 by unpacking their .deb files (`apt-get download` + `dpkg -x`; docs/bench.md).
+# GOLDENS_TAR: the goldens folder as a .tar.xz (unpacked to /tmp/p2l-goldens).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-runs/gpu-check}
@@ -27,10 +32,16 @@ say() { echo "== $(date +%T) $*"; }
 
 prefix=
 if [[ -n ${DEPS_TAR:-} ]]; then
-  mkdir -p /tmp/p2l-deps && tar -xJf "$DEPS_TAR" -C /tmp/p2l-deps || exit 1
+  [[ -d /tmp/p2l-deps/usr ]] || { mkdir -p /tmp/p2l-deps && tar -xJf "$DEPS_TAR" -C /tmp/p2l-deps; } || exit 1
   prefix=/tmp/p2l-deps/usr
   export LD_LIBRARY_PATH=$prefix/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
+goldens=${GOLDENS:-${P2L_GOLDENS:-../shared/goldens}}
+if [[ -n ${GOLDENS_TAR:-} ]]; then
+  [[ -f /tmp/p2l-goldens/goldens.json ]] || { mkdir -p /tmp/p2l-goldens && tar -xJf "$GOLDENS_TAR" -C /tmp/p2l-goldens; }
+  goldens=/tmp/p2l-goldens
+fi
+export P2L_GOLDENS=$goldens
 torch_dir=${TORCH_DIR:-$(python3 -c 'import torch, os; print(os.path.join(torch.utils.cmake_prefix_path, "Torch"))')}
 nproc_=$(nproc)
 {
@@ -40,61 +51,86 @@ nproc_=$(nproc)
   echo "cores $nproc_"; lscpu | grep 'Model name'
 } 2>&1 | tee "$out/machine.txt"
 
-say configure
-generator=Ninja keep_going=(-k 0)
-command -v ninja >/dev/null || { generator="Unix Makefiles"; keep_going=(-k); }
-cmake -S . -B build-gpu -G "$generator" -DCMAKE_BUILD_TYPE=Release -DTorch_DIR="$torch_dir" \
-  ${prefix:+-DCMAKE_PREFIX_PATH=$prefix} -DCMAKE_POLICY_VERSION_MINIMUM=3.5 >"$out/build.log" 2>&1 ||
-  { tail -40 "$out/build.log"; exit 1; }
-say build
-if ! timeout "${BUILD_S:-300}" cmake --build build-gpu -j "$nproc_" \
-    --target p2l_cli p2l_tests bench_methods -- "${keep_going[@]}" >>"$out/build.log" 2>&1; then
-  grep -E 'error|Error' "$out/build.log" | head -40
-  exit 1
+if [[ ! -x build-gpu/p2l || ! -x build-gpu/bench/bench_methods || ! -x build-gpu/tests/p2l_tests ]]; then
+  say configure
+  generator=Ninja keep_going=(-k 0)
+  command -v ninja >/dev/null || { generator="Unix Makefiles"; keep_going=(-k); }
+  cmake -S . -B build-gpu -G "$generator" -DCMAKE_BUILD_TYPE=Release -DTorch_DIR="$torch_dir" \
+    ${prefix:+-DCMAKE_PREFIX_PATH=$prefix} -DCMAKE_POLICY_VERSION_MINIMUM=3.5 >"$out/build.log" 2>&1 ||
+    { tail -40 "$out/build.log"; exit 1; }
+  say build
+  if ! timeout "${BUILD_S:-300}" cmake --build build-gpu -j "$nproc_" \
+      --target p2l_cli p2l_tests bench_methods -- "${keep_going[@]}" >>"$out/build.log" 2>&1; then
+    grep -E 'error|Error' "$out/build.log" | head -40
+    exit 1
+  fi
+  say built
 fi
-say built
 
-export P2L_GOLDENS=${GOLDENS:-${P2L_GOLDENS:-../shared/goldens}}
-phases=" ${PHASES:-cuda-test eval bench tests} "
+phases=" ${PHASES:-version sd sd-cl sd-1000 batch eval tests} "
 want() { [[ $phases == *" $1 "* ]]; }
+bench=./build-gpu/bench/bench_methods
+sd_warmup=${SD_WARMUP:-5} sd_steps=${SD_STEPS:-5}
 
-for test in ${BACKTRACE:-}; do
-  say "backtrace of $test"
-  cuda-gdb -q -batch -ex run -ex bt \
-    --args ./build-gpu/tests/p2l_tests --gtest_filter="$test" 2>&1 |
-    grep -E '^#|signal|SIG|Failure|max |\[ +(RUN|OK|FAILED)' | head -40
-done
+if want version; then
+  say version
+  ./build-gpu/p2l --version 2>&1 | tee "$out/version.txt"
+fi
 
-if want cuda-test; then
-  say "CUDA operator test"
-  ./build-gpu/tests/p2l_tests --gtest_filter='OperatorDevice.*' 2>&1 | tail -6
+if want sd; then
+  say "SD v1 512², fp32 / bf16 / fp16"
+  timeout 240 $bench --device cuda --no-bundled --sd 512 --sd-warmup "$sd_warmup" \
+    --sd-steps "$sd_steps" --precision fp32,bf16,fp16 --peak-size 8192 >"$out/bench-sd.txt" 2>&1
+  echo "rc $?"; grep -E '^\| (p2l|ldps|gml-dps|psld|resample) \| [0-9.]+ \|' "$out/bench-sd.txt" | head -15
+fi
+
+if want sd-cl; then
+  say "SD v1 512², bf16, channels-last"
+  timeout 90 $bench --device cuda --no-bundled --sd 512 --sd-warmup "$sd_warmup" --sd-steps "$sd_steps" \
+    --sd-methods ldps,p2l --precision bf16 --channels-last --peak-size 4096 >"$out/bench-sd-cl.txt" 2>&1
+  echo "rc $?"; grep -E '^\| (p2l|ldps) \| [0-9.]+ \|' "$out/bench-sd-cl.txt"
+fi
+
+if want sd-1000; then
+  say "SD v1 512², one 1000-step P2L solve in bf16"
+  timeout 200 $bench --device cuda --no-bundled --sd 512 --sd-methods p2l --sd-steps 1000 \
+    --precision bf16 --peak-size 4096 >"$out/bench-sd-1000.txt" 2>&1
+  echo "rc $?"; grep -E '^\| p2l \| [0-9.]+ \|' "$out/bench-sd-1000.txt"
+fi
+
+if want batch; then
+  say "bundled model, batch 1 / 8 / 64"
+  timeout 150 $bench --device cuda --batch 1,8,64 --steps 20 --warmup 2 --methods ldps,p2l \
+    --precision fp32,bf16 --peak-size 4096 >"$out/bench-batch.txt" 2>&1
+  echo "rc $?"; grep -E '^\| (p2l|ldps) \| [0-9]+ \|' "$out/bench-batch.txt"
 fi
 
 images=${IMAGES:-models/emoji-64/test_images}
 if want eval; then
-  say "eval --device cuda on $images"
-  rm -rf /tmp/p2l-eval-cuda
-  start=$(date +%s)
-  for i in 0 1 2 3; do
-    timeout "${EVAL_S:-150}" ./build-gpu/p2l -q eval -m models/emoji-64 --images "$images" \
-      --device cuda -o /tmp/p2l-eval-cuda --shard "$i/4" &
+  say "eval --device cuda on $images, fp32 / bf16 / fp16"
+  rm -rf /tmp/p2l-eval
+  for precision in fp32 bf16 fp16; do
+    for i in 0 1 2 3 4; do
+      timeout "${EVAL_S:-200}" ./build-gpu/p2l -q --threads 1 eval -m models/emoji-64 \
+        --images "$images" --device cuda --precision $precision -o /tmp/p2l-eval/$precision \
+        --shard "$i/5" >/dev/null 2>>"$out/eval-errors.txt" &
+    done
   done
+  # The suite runs on the CPU cores meanwhile (its CUDA tests are short).
+  if want tests; then
+    say "test suite (beside the evaluation)"
+    (cd build-gpu && timeout "${TEST_S:-400}" ctest -j "$((nproc_ / 4))" --output-on-failure) >"$out/ctest.log" 2>&1
+    grep -E 'tests passed|tests failed|\*\*\*|Failed' "$out/ctest.log" | grep -v Disabled | head -30
+  fi
   wait
-  echo "eval wall $(($(date +%s) - start)) s"
-  cat /tmp/p2l-eval-cuda/results.shard-*.jsonl >"$out/eval-cuda.jsonl" 2>/dev/null
-  echo "jobs done: $(wc -l <"$out/eval-cuda.jsonl")"
-fi
-
-if want bench; then
-  say "bench --device cuda"
-  timeout "${BENCH_S:-150}" ./build-gpu/bench/bench_methods --device cuda --peak-size 8192 \
-    --sd 256,512 --check-flops >"$out/bench-cuda.txt" 2>&1
-  echo "bench rc $?"; tail -30 "$out/bench-cuda.txt"
-fi
-
-if want tests; then
+  for precision in fp32 bf16 fp16; do
+    cat /tmp/p2l-eval/$precision/results.shard-*.jsonl >"$out/eval-$precision.jsonl" 2>/dev/null
+    echo "$precision jobs done: $(wc -l <"$out/eval-$precision.jsonl")"
+  done
+  python3 scripts/precision_compare.py "$out"/eval-{fp32,bf16,fp16}.jsonl | tee "$out/eval-compare.md"
+elif want tests; then
   say "test suite"
-  (cd build-gpu && timeout "${TEST_S:-150}" ctest -j "$((nproc_ / 2))" --output-on-failure) >"$out/ctest.log" 2>&1
-  grep -E 'tests passed|tests failed|\*\*\*' "$out/ctest.log" | grep -v Disabled | head -30
+  (cd build-gpu && timeout "${TEST_S:-400}" ctest -j "$((nproc_ / 2))" --output-on-failure) >"$out/ctest.log" 2>&1
+  grep -E 'tests passed|tests failed|\*\*\*|Failed' "$out/ctest.log" | grep -v Disabled | head -30
 fi
 say done

@@ -383,6 +383,54 @@ TEST_F(EvalCli, DivergedJobIsRecordedAndTheRunGoesOn) {
   EXPECT_NE(slurp(out / "summary.md").find("| sr | wild | 0 (1 diverged) |"), std::string::npos);
 }
 
+// --batch 3 solves the jobs of a task and method together: three images whose motion-blur
+// kernels differ (one operator per sample) and whose SR operator is shared; each record is the
+// one its own solve writes, up to float reduction order, with the batch noted. A batch in which a
+// sample diverges is run again job by job: the finished ones are kept, the diverged one recorded.
+TEST_F(EvalCli, BatchedJobsGiveTheRecordsOfTheirOwnSolves) {
+  const auto images = kModel / "test_images";
+  const auto plan = "-m " + kModel.string() + " --images " + (images / "00_google.png").string() +
+                    " " + (images / "01_twitter.png").string() + " " +
+                    (images / "02_google.png").string() +
+                    " --tasks motion-blur,sr --methods ldps --variant "
+                    "tuned=p2l:projection-every=2 --steps 4 --seed 7";
+  const auto single = path("single"), batched = path("batched");
+  auto r = p2l("eval " + plan + " -o " + single.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = p2l("eval " + plan + " --batch 3 -o " + batched.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto a = by_key(read_lines(single / "results.jsonl"));
+  const auto b = by_key(read_lines(batched / "results.jsonl"));
+  ASSERT_EQ(a.size(), 12u);
+  ASSERT_EQ(b.size(), 12u);
+  for (const auto& [key, record] : a) {
+    ASSERT_TRUE(b.count(key)) << key;
+    const auto& other = b.at(key);
+    EXPECT_EQ(other["status"], "ok") << key;
+    EXPECT_EQ(other["batch"], 3) << key;
+    EXPECT_FALSE(record.contains("batch")) << key;
+    EXPECT_NEAR(other["psnr"].get<double>(), record["psnr"].get<double>(), 1e-3) << key;
+    EXPECT_NEAR(other["data_residual"].get<double>(), record["data_residual"].get<double>(),
+                1e-4 * record["data_residual"].get<double>())
+        << key;
+    EXPECT_EQ(other["naive_psnr"], record["naive_psnr"]) << key;  // the same measurement
+    EXPECT_EQ(other["network_evaluations"], record["network_evaluations"]) << key;
+  }
+  // ρ = 1e30 diverges on every image: the batch falls back to single solves, all recorded.
+  const auto wild = path("wild");
+  r = p2l("eval -m " + kModel.string() + " --images " + (images / "00_google.png").string() +
+          " " + (images / "01_twitter.png").string() +
+          " --tasks sr --methods ldps --variant wild=ldps:rho=1e30 --steps 6 --batch 2 -o " +
+          wild.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto w = by_key(read_lines(wild / "results.jsonl"));
+  ASSERT_EQ(w.size(), 4u);
+  EXPECT_EQ(w.at("00_google.png|sr|wild")["status"], "diverged");
+  EXPECT_EQ(w.at("01_twitter.png|sr|wild")["status"], "diverged");
+  EXPECT_EQ(w.at("01_twitter.png|sr|ldps")["status"], "ok");
+  EXPECT_EQ(w.at("01_twitter.png|sr|ldps")["batch"], 2);
+}
+
 // The records of `from` as a build before the fit check wrote them.
 void write_without_fit_check(const fs::path& from, const fs::path& to) {
   std::ofstream lines(to);

@@ -159,8 +159,8 @@ TEST(Solvers, PromptTuningLowersTheDataLossItOptimises) {
   auto m = measurement("sr", test_image(2));
   auto s = solver("p2l", {{"steps", 20}, {"projection", 0}, {"prompt-iters", 3}});
   auto sol = s->solve(problem_for(sd, m));
-  const auto before = sol.diagnostics["prompt_loss_before"].get<std::vector<double>>();
-  const auto after = sol.diagnostics["prompt_loss_after"].get<std::vector<double>>();
+  const auto before = sol.diagnostics.front()["prompt_loss_before"].get<std::vector<double>>();
+  const auto after = sol.diagnostics.front()["prompt_loss_after"].get<std::vector<double>>();
   ASSERT_EQ(before.size(), 20u);
   ASSERT_EQ(after.size(), 20u);
   int lower = 0;

@@ -49,10 +49,10 @@ void add_autoencode_command(CLI::App& app) {
     double psnr_sum = 0, ssim_sum = 0;
     std::cout << "| image | PSNR (dB) | SSIM |\n|---|---|---|\n";
     for (const auto& path : images) {
-      const auto x = io::load_image(path).to(load.device, sd.dtype());
+      const auto x = io::load_image(path).to(load.device, sd.arithmetic_dtype());
       torch::Tensor reconstruction;
       try {
-        reconstruction = sd.vae->decode_scaled(sd.vae->encode_mean(x));
+        reconstruction = sd.decode(sd.encode(x));
       } catch (const Error& e) {
         throw Error(path + ": " + e.what());
       }

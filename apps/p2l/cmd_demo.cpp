@@ -25,7 +25,8 @@ namespace ops = p2l::operators;
 namespace {
 
 struct DemoArgs {
-  std::string model, image, output = "demo.png", device = "cpu";
+  std::string model, image, output = "demo.png";
+  ComputeFlags compute;
   std::vector<std::string> tasks = {"sr", "gauss-blur", "motion-blur", "box-inpaint",
                                     "random-inpaint"};
   std::vector<std::string> methods = solvers::method_names();
@@ -56,12 +57,11 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--noise", a->noise, "Gaussian measurement noise σ_y")->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", a->seed, "Seed of the measurements and the solvers");
   cmd->add_option("-o,--output", a->output, "Montage PNG (a JSON with the table is written beside)");
-  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N");
+  add_compute_flags(cmd, a->compute);
   cmd->callback([a] {
     for (const auto& m : a->methods) solvers::default_hyperparameters(m, solvers::Scale::kSmall);
     for (const auto& t : a->tasks) ops::parse_task(t);
-    model::LoadOptions load;
-    load.device = parse_device(a->device);
+    const auto load = load_options(a->compute);
     auto model = model::load_stable_diffusion(a->model, load);
     // Default: the first of the model's held-out test images.
     const auto image_path =

@@ -10,6 +10,7 @@
 #include "p2l/eval/inputs.h"
 #include "p2l/eval/results.h"
 #include "p2l/eval/runner.h"
+#include "p2l/model/precision.h"
 #include "p2l/solvers/solver.h"
 
 namespace p2l::cli {
@@ -19,7 +20,8 @@ namespace fs = std::filesystem;
 namespace {
 
 struct EvalArgs {
-  std::string model, output, shard, device = "cpu", summarize;
+  std::string model, output, shard, summarize;
+  ComputeFlags compute;
   std::vector<std::string> images, variants, merge;
   std::vector<std::string> tasks = {"sr", "gauss-blur", "motion-blur", "box-inpaint",
                                     "random-inpaint"};
@@ -29,6 +31,7 @@ struct EvalArgs {
   uint64_t seed = 0;
   bool resume = false, allow_partial = false;
   int64_t max_jobs = -1;
+  int64_t batch = 1;
 };
 
 std::string absolute(const std::string& path) {
@@ -42,6 +45,7 @@ eval::Plan plan_from(const EvalArgs& a) {
   plan.steps = a.steps;
   plan.noise = a.noise;
   plan.seed = a.seed;
+  plan.precision = model::precision_name(model::parse_precision(a.compute.precision));
   // "none": only the variants (e.g. an ablation run beside a run of the methods themselves).
   const bool none = a.methods.size() == 1 && a.methods[0] == "none";
   if (!none)
@@ -101,7 +105,11 @@ void add_eval_command(CLI::App& app) {
       ->expected(1, -1);
   cmd->add_flag("--allow-partial", a->allow_partial, "--merge: accept jobs without a result");
   cmd->add_option("--summarize", a->summarize, "Only (re)write the summary of a run folder");
-  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N");
+  add_compute_flags(cmd, a->compute);
+  cmd->add_option("--batch", a->batch,
+                  "Solve up to B jobs of the same task and method at once (faster on a GPU; "
+                  "each record as its own solve gives it, up to float rounding)")
+      ->check(CLI::Range(1, 1024));
   // Stops after K jobs as if the run were killed: for testing --resume.
   cmd->add_option("--max-jobs", a->max_jobs)->group("");
   cmd->callback([a, shard] {
@@ -130,7 +138,8 @@ void add_eval_command(CLI::App& app) {
     options.output = a->output;
     options.resume = a->resume;
     options.max_jobs = a->max_jobs;
-    options.device = parse_device(a->device);
+    options.batch = a->batch;
+    options.device = load_options(a->compute).device;
     const auto run = eval::run_evaluation(options);
     const auto results = (fs::path(a->output) / eval::results_file_name(options.shard)).string();
     std::cout << "ran " << run.ran << " jobs (" << run.diverged << " diverged, " << run.misfit

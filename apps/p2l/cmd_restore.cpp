@@ -1,5 +1,6 @@
 // `p2l restore`: restores a measurement written by `p2l degrade` with one of the solvers, and
 // writes the image, optional previews of D(ẑ0), and a JSON report beside the image.
+#include <algorithm>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -11,6 +12,8 @@
 #include "p2l/error.h"
 #include "p2l/io/image.h"
 #include "p2l/io/json_file.h"
+#include "p2l/io/montage.h"
+#include "p2l/io/safetensors.h"
 #include "p2l/model/checkpoint.h"
 #include "p2l/progress.h"
 #include "p2l/solvers/fit.h"
@@ -24,7 +27,8 @@ namespace {
 
 struct RestoreArgs {
   std::string model, config, tokenizer, measurement, method = "p2l", output = "restored.png";
-  std::string ground_truth, report, device = "cpu";
+  std::string ground_truth, report;
+  ComputeFlags compute;
   int64_t preview_every = 0;
   solvers::RestoreRequest request;
   std::map<std::string, std::string> values;  // hyperparameter flags as given
@@ -34,6 +38,39 @@ struct RestoreArgs {
 std::string beside(const std::string& output, const std::string& suffix) {
   fs::path p(output);
   return (p.parent_path() / (p.stem().string() + suffix)).string();
+}
+
+// The samples of a batched restoration beside OUT.png (the mean): each sample, the per-pixel
+// standard deviation as a picture (black 0, white the largest; the scale goes in the report), a
+// montage (samples | mean | spread) and every tensor in OUT.safetensors.
+void write_samples(const std::string& output, solvers::RestoreOutcome& out) {
+  const int64_t n = out.samples.size(0);
+  std::vector<torch::Tensor> row;
+  auto files = nlohmann::json::array();
+  for (int64_t i = 0; i < n; ++i) {
+    const auto path = beside(output, ".sample-" + std::to_string(i) + ".png");
+    io::save_png(path, out.samples.slice(0, i, i + 1));
+    files.push_back(fs::absolute(path).string());
+    row.push_back(out.samples.slice(0, i, i + 1).to(torch::kCPU, torch::kFloat));
+  }
+  const double top = std::max(out.spread.max().item<double>(), 1e-12);
+  const auto spread_picture = (out.spread / top * 2 - 1).to(torch::kCPU, torch::kFloat);
+  const auto spread_path = beside(output, ".std.png");
+  io::save_png(spread_path, spread_picture);
+  row.push_back(out.image.to(torch::kCPU, torch::kFloat));
+  row.push_back(spread_picture);
+  const auto montage_path = beside(output, ".montage.png");
+  io::save_png(montage_path, io::montage({row}));
+  const auto tensors_path = beside(output, ".safetensors");
+  io::save_safetensors(tensors_path, {{"samples", out.samples},
+                                      {"mean", out.image},
+                                      {"std", out.spread}},
+                       {{"format", "pt"}});
+  out.report["sample_images"] = files;
+  out.report["std_image"] = fs::absolute(spread_path).string();
+  out.report["std_image_white"] = top;
+  out.report["montage"] = fs::absolute(montage_path).string();
+  out.report["tensors"] = fs::absolute(tensors_path).string();
 }
 
 // Every hyperparameter of every method, once, with the help of its first owner.
@@ -64,6 +101,11 @@ void add_restore_command(CLI::App& app) {
       ->required();
   cmd->add_option("--method", a->method, methods);
   cmd->add_option("--seed", a->request.seed, "Random seed");
+  cmd->add_option("--samples", a->request.samples,
+                  "Posterior samples in one batched solve (sample i: seed + 2i); OUT.png is "
+                  "their mean, with OUT.sample-I.png, OUT.std.png (per-pixel spread), "
+                  "OUT.montage.png and OUT.safetensors beside it")
+      ->check(CLI::Range(1, 1024));
   cmd->add_option("--prompt", a->request.prompt, "Initial text condition (default: null prompt)");
   cmd->add_option("-o,--output", a->output, "Output PNG");
   cmd->add_option("--report", a->report, "Report JSON (default: OUT.json beside the image)");
@@ -74,7 +116,7 @@ void add_restore_command(CLI::App& app) {
       ->check(non_negative());
   cmd->add_option("--config", a->config, "Original-layout YAML for a single file");
   cmd->add_option("--tokenizer", a->tokenizer, "Folder with vocab.json and merges.txt");
-  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N");
+  add_compute_flags(cmd, a->compute);
   auto* group = cmd->add_option_group("hyperparameters",
                                       "Per method; defaults depend on the model and the task "
                                       "(see docs/solvers.md)");
@@ -83,10 +125,9 @@ void add_restore_command(CLI::App& app) {
         "--" + h.name, [a, name = h.name](const std::string& v) { a->values[name] = v; }, h.help);
   cmd->callback([a] {
     auto measurement = operators::load_measurement(a->measurement);
-    model::LoadOptions load;
+    auto load = load_options(a->compute);
     load.config_yaml = a->config;
     load.tokenizer_dir = a->tokenizer;
-    load.device = parse_device(a->device);
     auto request = a->request;
     request.method = a->method;
     for (const auto& [name, text] : a->values)
@@ -109,7 +150,7 @@ void add_restore_command(CLI::App& app) {
         if (s.step % every != 0 && s.step != s.total) return;
         std::ostringstream name;
         name << "step-" << std::setw(4) << std::setfill('0') << s.step << ".png";
-        io::save_png((fs::path(dir) / name.str()).string(), s.estimate);
+        io::save_png((fs::path(dir) / name.str()).string(), s.estimate.slice(0, 0, 1));
       };
     }
     solvers::RestoreOutcome out;
@@ -128,6 +169,7 @@ void add_restore_command(CLI::App& app) {
       throw Error(std::string(e.what()) + " (report: " + report_path + ")");
     }
     io::save_png(a->output, out.image);
+    if (request.samples > 1) write_samples(a->output, out);
     out.report["status"] = "finished";
     out.report["measurement"] = fs::absolute(a->measurement).string();
     out.report["output"] = fs::absolute(a->output).string();

@@ -12,7 +12,8 @@ namespace p2l::cli {
 
 namespace {
 struct SampleArgs {
-  std::string model, config, tokenizer, output = "sample.png", device = "cpu";
+  std::string model, config, tokenizer, output = "sample.png";
+  ComputeFlags compute;
   diffusion::TextToImageOptions options;
   bool size_given = false;
 };
@@ -36,12 +37,11 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("-o,--output", a->output, "Output PNG");
   cmd->add_option("--config", a->config, "Original-layout YAML for a single file");
   cmd->add_option("--tokenizer", a->tokenizer, "Folder with vocab.json and merges.txt");
-  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N");
+  add_compute_flags(cmd, a->compute);
   cmd->callback([=] {
-    model::LoadOptions load;
+    auto load = load_options(a->compute);
     load.config_yaml = a->config;
     load.tokenizer_dir = a->tokenizer;
-    load.device = parse_device(a->device);
     auto sd = model::load_stable_diffusion(a->model, load);
     auto options = a->options;
     // Without -W/-H, use the resolution the model was made for (sample_size · f).

@@ -26,7 +26,8 @@ namespace ops = p2l::operators;
 namespace {
 
 struct SweepArgs {
-  std::string model, method = "p2l", output = "sweep", device = "cpu";
+  std::string model, method = "p2l", output = "sweep";
+  ComputeFlags compute;
   std::vector<std::string> tasks = {"sr"}, grids, images, fixed;
   double noise = 0.05;
   uint64_t seed = 0;
@@ -78,7 +79,7 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_option("--noise", a->noise, "Gaussian measurement noise σ_y");
   cmd->add_option("--seed", a->seed, "Seed of the measurements and the solvers");
   cmd->add_option("-o,--output", a->output, "Output base: OUT.md and OUT.json");
-  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N");
+  add_compute_flags(cmd, a->compute);
   cmd->callback([a] {
     std::vector<Axis> axes;
     for (const auto& g : a->grids) axes.push_back(parse_axis(g));
@@ -94,8 +95,7 @@ void add_sweep_command(CLI::App& app) {
         throw Error("--grid " + axis.name + " is not a hyperparameter of " + a->method);
     const auto images =
         eval::collect_images(a->images, (fs::path(a->model) / "test_images").string());
-    model::LoadOptions load;
-    load.device = parse_device(a->device);
+    const auto load = load_options(a->compute);
     auto model = model::load_stable_diffusion(a->model, load);
 
     // Grid points: the product of the axes, first axis slowest.

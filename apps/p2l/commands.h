@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "p2l/model/checkpoint.h"
+
 namespace p2l::cli {
 
 void add_info_command(CLI::App& app);
@@ -38,5 +40,15 @@ inline CLI::Validator non_negative() {
 
 // "cpu", "cuda", "cuda:1" → device; throws p2l::Error if unavailable.
 torch::Device parse_device(const std::string& name);
+
+// --device and --precision, which every command that runs the networks takes.
+struct ComputeFlags {
+  std::string device = "cpu";
+  std::string precision = "fp32";
+};
+void add_compute_flags(CLI::App* cmd, ComputeFlags& flags);
+// The device and the networks' type, checked (an unknown value, fp16 on the CPU, a device
+// without bf16: one line naming the flag) before any model is loaded.
+model::LoadOptions load_options(const ComputeFlags& flags);
 
 }  // namespace p2l::cli

@@ -7,8 +7,10 @@
 
 #include "commands.h"
 #include "p2l/allocator.h"
+#include "p2l/build_info.h"
 #include "p2l/error.h"
 #include "p2l/log.h"
+#include "p2l/model/precision.h"
 #include "p2l/threads.h"
 
 namespace p2l::cli {
@@ -29,6 +31,22 @@ torch::Device parse_device(const std::string& name) {
   }
 }
 
+void add_compute_flags(CLI::App* cmd, ComputeFlags& flags) {
+  cmd->add_option("--device", flags.device, "cpu, cuda or cuda:N");
+  cmd->add_option("--precision", flags.precision,
+                  "What the networks compute in: fp32, bf16 (CPU or GPU) or fp16 (GPU); the "
+                  "sampler's and solver's own arithmetic stays float32 (default fp32)");
+}
+
+model::LoadOptions load_options(const ComputeFlags& flags) {
+  model::LoadOptions load;
+  const auto precision = model::parse_precision(flags.precision);
+  load.device = parse_device(flags.device);
+  model::check_precision_supported(precision, load.device);
+  load.dtype = model::scalar_type(precision);
+  return load;
+}
+
 }  // namespace p2l::cli
 
 int main(int argc, char** argv) {
@@ -36,6 +54,8 @@ int main(int argc, char** argv) {
   CLI::App app{"p2l: image restoration by posterior sampling with latent diffusion priors"};
   app.require_subcommand(1);
   app.fallthrough();  // shared options (--threads, -v) may follow the subcommand
+  app.set_version_flag("--version", [] { return p2l::build_info(); },
+                       "LibTorch, CUDA, the attention path and the precisions this build has");
   int threads = 0;
   bool verbose = false, quiet = false;
   app.add_option("--threads", threads, "CPU threads for LibTorch (default: all cores)")

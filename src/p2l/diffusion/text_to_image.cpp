@@ -22,18 +22,18 @@ TextToImageResult sample_ddim(model::StableDiffusion& model, const torch::Tensor
   // diffusers batches [negative, positive] through the UNet in one call.
   const auto context = guided ? torch::cat({uncond, cond}, 0) : cond;
   auto gen = at::detail::createCPUGenerator(noise_seed);
-  auto latents = init_latents.to(model.device(), model.dtype());
+  auto latents = init_latents.to(model.device(), model.arithmetic_dtype());
   std::vector<torch::Tensor> per_step;
   for (size_t i = 0; i < timesteps.size(); ++i) {
     const int64_t t = timesteps[i];
     const auto t_tensor = torch::tensor({t}, torch::kLong);
     torch::Tensor eps;
     if (guided) {
-      auto both = model.unet->forward(torch::cat({latents, latents}, 0), t_tensor, context);
+      auto both = model.predict_noise(torch::cat({latents, latents}, 0), t_tensor, context);
       auto parts = both.chunk(2, 0);
       eps = parts[0] + cfg_scale * (parts[1] - parts[0]);
     } else {
-      eps = model.unet->forward(latents, t_tensor, context);
+      eps = model.predict_noise(latents, t_tensor, context);
     }
     const float a_t = schedule.alpha_bar(t);
     const float a_prev = schedule.alpha_bar(schedule.previous_timestep(t, steps));
@@ -48,7 +48,7 @@ TextToImageResult sample_ddim(model::StableDiffusion& model, const torch::Tensor
   TextToImageResult result;
   result.latents = latents;
   result.latents_per_step = torch::stack(per_step, 0);
-  result.decoded = model.vae->decode_scaled(latents);
+  result.decoded = model.decode(latents);
   result.image = (result.decoded / 2 + 0.5).clamp(0, 1);
   return result;
 }

@@ -166,7 +166,7 @@ nlohmann::json Plan::to_json() const {
     image_list.push_back({{"name", image.name}, {"path", image.path}});
   auto method_list = nlohmann::json::array();
   for (const auto& method : methods) method_list.push_back(method.to_json());
-  return {{"format", "p2l-eval-plan"},
+  nlohmann::json j = {{"format", "p2l-eval-plan"},
           {"version", 1},
           {"model", model},
           {"noise", noise},
@@ -177,6 +177,9 @@ nlohmann::json Plan::to_json() const {
           {"methods", method_list},
           {"images", image_list},
           {"jobs", images.size() * tasks.size() * methods.size()}};
+  // Only when not float32, so that plans of float32 runs read as before.
+  if (precision != "fp32") j["precision"] = precision;
+  return j;
 }
 
 Plan Plan::from_json(const nlohmann::json& j, const std::string& what) {
@@ -187,6 +190,7 @@ Plan Plan::from_json(const nlohmann::json& j, const std::string& what) {
     plan.noise = j.at("noise").get<double>();
     plan.seed = j.at("seed").get<uint64_t>();
     plan.steps = j.at("steps").get<int64_t>();
+    plan.precision = j.value("precision", "fp32");  // plans from before --precision
     plan.metrics = j.at("metrics").get<std::vector<std::string>>();
     plan.tasks = j.at("tasks").get<std::vector<std::string>>();
     for (const auto& m : j.at("methods")) plan.methods.push_back(MethodSpec::from_json(m));
@@ -205,6 +209,7 @@ std::string Plan::difference(const Plan& other) const {
   if (noise != other.noise) return "--noise";
   if (seed != other.seed) return "--seed";
   if (steps != other.steps) return "--steps";
+  if (precision != other.precision) return "--precision";
   if (metrics != other.metrics) return "metrics";
   if (tasks != other.tasks) return "--tasks";
   if (!(methods == other.methods)) return "methods or variants";

@@ -61,6 +61,7 @@ struct Plan {
   int64_t steps = 0;  // DDIM steps for every method; 0 = each method's default
   double noise = 0.05;
   uint64_t seed = 0;
+  std::string precision = "fp32";    // of the networks (model/precision.h)
   std::vector<std::string> metrics;  // image metric names (image_metrics.h)
 
   // Throws p2l::Error for an unknown task or method, a hyperparameter a method does not have,
@@ -73,7 +74,7 @@ struct Plan {
   nlohmann::json to_json() const;
   static Plan from_json(const nlohmann::json& j, const std::string& what);
   // Why results of `other` may not be mixed with this plan's ("" when they may): a different
-  // model folder name, noise, seed, steps, metrics or job list. Image paths may differ (shards
+  // model folder name, noise, seed, steps, precision, metrics or job list. Image paths may differ (shards
   // on machines that mount the data elsewhere).
   std::string difference(const Plan& other) const;
 };

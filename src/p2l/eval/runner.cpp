@@ -14,6 +14,7 @@
 #include "p2l/io/image.h"
 #include "p2l/io/json_file.h"
 #include "p2l/model/checkpoint.h"
+#include "p2l/model/precision.h"
 #include "p2l/operators/naive.h"
 #include "p2l/progress.h"
 #include "p2l/solvers/fit.h"
@@ -45,67 +46,120 @@ double elapsed_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// One job: its measurement (the same for every method), the naive reconstruction, the solve and
-// every metric, as the record appended to results.jsonl.
-nlohmann::json run_job(model::StableDiffusion& model, const Plan& plan, const Job& job,
-                       const fs::path& dir, const std::vector<ImageMetric>& metrics) {
+// A job before its solve: its measurement (the same for every method), the record with the
+// naive reconstruction's metrics and the fit check's reference, and the restore request.
+struct PreparedJob {
+  const Job* job;
+  torch::Tensor clean;
+  operators::Measurement measurement;
+  nlohmann::json record;
+  solvers::RestoreRequest request;
+};
+
+PreparedJob prepare_job(model::StableDiffusion& model, const Plan& plan, const Job& job,
+                        const fs::path& dir, const std::vector<ImageMetric>& metrics) {
   const auto seeds = job_seeds(plan.seed, job.image->name, *job.task);
-  const auto clean = io::load_image(job.image->path);
-  const auto measurement = measure_task(clean, *job.task, plan.noise, seeds.measurement);
+  PreparedJob p{&job, io::load_image(job.image->path), {}, {}, {}};
+  p.measurement = measure_task(p.clean, *job.task, plan.noise, seeds.measurement);
+  const auto& measurement = p.measurement;
   const auto naive = operators::naive_reconstruction(
       *measurement.op, measurement.y.to(torch::kFloat), measurement.height, measurement.width);
-  nlohmann::json record = {{"job", job.index},
-                           {"image", job.image->name},
-                           {"image_path", job.image->path},
-                           {"task", *job.task},
-                           {"label", job.method->label},
-                           {"method", job.method->method},
-                           {"overrides", job.method->to_json()["overrides"]},
-                           {"noise", plan.noise},
-                           {"measurement_seed", seeds.measurement},
-                           {"seed", seeds.solver},
-                           {"measurement_image", image_file(job, "measurement")},
-                           {"naive_image", image_file(job, "naive")}};
+  p.record = {{"job", job.index},
+              {"image", job.image->name},
+              {"image_path", job.image->path},
+              {"task", *job.task},
+              {"label", job.method->label},
+              {"method", job.method->method},
+              {"overrides", job.method->to_json()["overrides"]},
+              {"noise", plan.noise},
+              {"measurement_seed", seeds.measurement},
+              {"seed", seeds.solver},
+              {"measurement_image", image_file(job, "measurement")},
+              {"naive_image", image_file(job, "naive")}};
   // The first method of an image × task writes its measurement and naive images: exactly one job,
   // so shards sharing a folder never write the same file.
   if (job.method_index == 0) {
-    save_image(dir, record["measurement_image"], measurement.y);
-    save_image(dir, record["naive_image"], naive);
+    save_image(dir, p.record["measurement_image"], measurement.y);
+    save_image(dir, p.record["naive_image"], naive);
   }
-  for (const auto& metric : metrics) record["naive_" + metric.name] = metric.compute(naive, clean);
-  record["reference_residual"] = solvers::autoencoded_residual(model, measurement, clean);
+  for (const auto& metric : metrics)
+    p.record["naive_" + metric.name] = metric.compute(naive, p.clean);
+  p.record["reference_residual"] = solvers::autoencoded_residual(model, measurement, p.clean);
+  p.request.method = job.method->method;
+  p.request.overrides = plan.overrides_for(*job.method);
+  p.request.seed = seeds.solver;
+  p.request.show_progress = false;  // the evaluation's own progress line stands for all
+  return p;
+}
 
-  solvers::RestoreRequest request;
-  request.method = job.method->method;
-  request.overrides = plan.overrides_for(*job.method);
-  request.seed = seeds.solver;
-  request.show_progress = false;  // the evaluation's own progress line stands for all
+nlohmann::json finished_record(PreparedJob& p, const solvers::RestoreOutcome& out,
+                               const fs::path& dir, const std::vector<ImageMetric>& metrics) {
+  auto& record = p.record;
+  record["output"] = image_file(*p.job, p.job->method->label);
+  save_image(dir, record["output"], out.image);
+  const auto restored = out.image.to(torch::kCPU, torch::kFloat);
+  for (const auto& metric : metrics) record[metric.name] = metric.compute(restored, p.clean);
+  record["status"] = "ok";
+  record["parameters"] = out.report["parameters"];
+  record["data_residual"] = out.report["data_residual"];
+  if (const auto ratio = solvers::fit_ratio(record)) record["fit_ratio"] = *ratio;
+  record["network_evaluations"] = out.report["network_evaluations"];
+  record["seconds"] = out.report["seconds"];
+  if (out.report.contains("batch")) record["batch"] = out.report["batch"];
+  return record;
+}
+
+// One job on its own: a diverged solve is recorded (status "diverged") with its last finite
+// estimate, so that too aggressive a variant does not end a long evaluation.
+nlohmann::json run_job(model::StableDiffusion& model, PreparedJob& p, const fs::path& dir,
+                       const std::vector<ImageMetric>& metrics) {
   const auto start = std::chrono::steady_clock::now();
   try {
-    const auto out = solvers::restore(model, measurement, request);
-    record["output"] = image_file(job, job.method->label);
-    save_image(dir, record["output"], out.image);
-    const auto restored = out.image.to(torch::kCPU, torch::kFloat);
-    for (const auto& metric : metrics) record[metric.name] = metric.compute(restored, clean);
-    record["status"] = "ok";
-    record["parameters"] = out.report["parameters"];
-    record["data_residual"] = out.report["data_residual"];
-    if (const auto ratio = solvers::fit_ratio(record)) record["fit_ratio"] = *ratio;
-    record["network_evaluations"] = out.report["network_evaluations"];
-    record["seconds"] = out.report["seconds"];
+    return finished_record(p, solvers::restore(model, p.measurement, p.request), dir, metrics);
   } catch (const solvers::DivergenceError& e) {
-    // Too aggressive a variant must not end a long evaluation: record it and go on.
+    auto& record = p.record;
     record["status"] = "diverged";
     record["error"] = e.what();
     record["step"] = e.step();
-    record["parameters"] = solvers::solver_for(request, model, measurement)->parameters().to_json();
+    record["parameters"] =
+        solvers::solver_for(p.request, model, p.measurement)->parameters().to_json();
     record["seconds"] = elapsed_since(start);
     if (e.last_finite_estimate().defined()) {
-      record["last_finite_estimate"] = image_file(job, job.method->label, ".last-finite");
+      record["last_finite_estimate"] = image_file(*p.job, p.job->method->label, ".last-finite");
       save_image(dir, record["last_finite_estimate"], e.last_finite_estimate());
     }
+    return record;
   }
-  return record;
+}
+
+// Jobs of one task and method solved together (--batch); each record as its own solve writes it.
+// A batch in which a sample diverges is run again job by job, so that the diverged job is
+// recorded as it would be alone and the others finish.
+std::vector<nlohmann::json> run_jobs(model::StableDiffusion& model, const Plan& plan,
+                                     const std::vector<const Job*>& jobs, const fs::path& dir,
+                                     const std::vector<ImageMetric>& metrics) {
+  std::vector<PreparedJob> prepared;
+  for (const auto* job : jobs) prepared.push_back(prepare_job(model, plan, *job, dir, metrics));
+  std::vector<nlohmann::json> records;
+  if (prepared.size() > 1) {
+    std::vector<operators::Measurement> measurements;
+    std::vector<uint64_t> seeds;
+    for (const auto& p : prepared) {
+      measurements.push_back(p.measurement);
+      seeds.push_back(p.request.seed);
+    }
+    try {
+      const auto outcomes =
+          solvers::restore_batch(model, measurements, prepared.front().request, seeds);
+      for (size_t i = 0; i < prepared.size(); ++i)
+        records.push_back(finished_record(prepared[i], outcomes[i], dir, metrics));
+      return records;
+    } catch (const solvers::DivergenceError&) {
+      records.clear();
+    }
+  }
+  for (auto& p : prepared) records.push_back(run_job(model, p, dir, metrics));
+  return records;
 }
 
 std::vector<std::string> metric_names(const std::vector<ImageMetric>& metrics) {
@@ -199,29 +253,46 @@ EvalRun run_evaluation(const EvalOptions& options) {
   if (!todo.empty()) {
     model::LoadOptions load;
     load.device = options.device;
+    const auto precision = model::parse_precision(plan.precision, "the plan's precision");
+    model::check_precision_supported(precision, load.device);
+    load.dtype = model::scalar_type(precision);
     auto model = model::load_stable_diffusion(plan.model, load);
     Progress progress("eval", run.jobs, options.show_progress);
-    for (const auto& job : todo) {
-      nlohmann::json record;
+    for (size_t first = 0; first < todo.size();) {
+      // The next jobs of the same task and method, up to --batch of them.
+      std::vector<const Job*> batch = {&todo[first]};
+      while (static_cast<int64_t>(batch.size()) < options.batch &&
+             first + batch.size() < todo.size() &&
+             *todo[first + batch.size()].task == *todo[first].task &&
+             todo[first + batch.size()].method == todo[first].method)
+        batch.push_back(&todo[first + batch.size()]);
+      first += batch.size();
+      std::vector<nlohmann::json> records;
       try {
-        record = run_job(model, plan, job, dir, options.metrics);
+        records = run_jobs(model, plan, batch, dir, options.metrics);
       } catch (const Error& e) {
-        throw Error(job.key() + ": " + e.what());
+        throw Error(batch.front()->key() + (batch.size() > 1 ? " (and its batch)" : "") + ": " +
+                    e.what());
       }
-      io::append_json_line(results_path, record);
-      ++run.ran;
-      if (record["status"] != "ok") ++run.diverged;
-      if (solvers::misfit(record)) ++run.misfit;
-      char text[160];
-      if (solvers::misfit(record))
-        std::snprintf(text, sizeof text, "%s PSNR %.2f dB, did not fit its measurement (%.1f×)",
-                      job.key().c_str(), record.value("psnr", 0.0), *solvers::fit_ratio(record));
-      else if (record["status"] == "ok")
-        std::snprintf(text, sizeof text, "%s PSNR %.2f dB", job.key().c_str(),
-                      record.value("psnr", 0.0));
-      else
-        std::snprintf(text, sizeof text, "%s diverged", job.key().c_str());
-      progress.update(run.already_done + run.ran, text);
+      for (size_t i = 0; i < records.size(); ++i) {
+        const auto& record = records[i];
+        const auto& job = *batch[i];
+        io::append_json_line(results_path, record);
+        ++run.ran;
+        if (record["status"] != "ok") ++run.diverged;
+        if (solvers::misfit(record)) ++run.misfit;
+        char text[160];
+        if (solvers::misfit(record))
+          std::snprintf(text, sizeof text, "%s PSNR %.2f dB, did not fit its measurement (%.1f×)",
+                        job.key().c_str(), record.value("psnr", 0.0),
+                        *solvers::fit_ratio(record));
+        else if (record["status"] == "ok")
+          std::snprintf(text, sizeof text, "%s PSNR %.2f dB", job.key().c_str(),
+                        record.value("psnr", 0.0));
+        else
+          std::snprintf(text, sizeof text, "%s diverged", job.key().c_str());
+        progress.update(run.already_done + run.ran, text);
+      }
     }
     progress.finish();
   }

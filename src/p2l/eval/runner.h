@@ -22,6 +22,9 @@ struct EvalOptions {
   bool resume = false;    // skip jobs already recorded; otherwise an existing record is an error
   int64_t max_jobs = -1;  // stop after this many jobs (< 0: all), as if interrupted
   torch::Device device = torch::kCPU;
+  // Jobs of the same task and method solved together, up to this many (one batched solve);
+  // each record is what the job's own solve gives, up to the order of float reductions.
+  int64_t batch = 1;
   bool show_progress = true;
 };
 

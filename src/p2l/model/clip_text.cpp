@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "p2l/error.h"
+#include "p2l/model/attention.h"
 #include "p2l/model/layers.h"
 
 namespace p2l::model {
@@ -54,15 +55,12 @@ ClipAttentionImpl::ClipAttentionImpl(int64_t dim, int64_t heads) : heads_(heads)
 
 torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& causal_mask) {
   const auto b = x.size(0), s = x.size(1), d = x.size(2), hd = d / heads_;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   auto split = [&](const torch::Tensor& t) { return t.view({b, s, heads_, hd}).transpose(1, 2); };
   // transformers scales q before the product.
-  auto q = split(q_proj_(x) * scale);
-  auto k = split(k_proj_(x));
-  auto v = split(v_proj_(x));
-  auto w = torch::matmul(q, k.transpose(-1, -2)) + causal_mask;
-  w = torch::softmax(w, -1);
-  auto out = torch::matmul(w, v).transpose(1, 2).reshape({b, s, d});
+  auto out = attention(split(q_proj_(x)), split(k_proj_(x)), split(v_proj_(x)), ScaleAt::kQuery,
+                       causal_mask)
+                 .transpose(1, 2)
+                 .reshape({b, s, d});
   return out_proj_(out);
 }
 
@@ -121,9 +119,15 @@ ClipTextOutput ClipTextModelImpl::forward(const torch::Tensor& ids, bool keep_hi
   const auto dev = token_embedding_->weight.device();
   const auto positions = torch::arange(s, torch::TensorOptions().dtype(torch::kLong).device(dev));
   auto x = token_embedding_(ids.to(dev)) + position_embedding_(positions).unsqueeze(0);
-  // Causal mask: the most negative finite value above the diagonal, as transformers does.
-  const auto fopts = torch::TensorOptions().dtype(x.scalar_type()).device(dev);
-  auto mask = torch::full({s, s}, std::numeric_limits<float>::lowest(), fopts).triu(1);
+  // Causal mask: the most negative finite value (of the type computed in) above the diagonal,
+  // as transformers does.
+  const auto type = x.scalar_type();
+  const double lowest = type == torch::kHalf ? double(std::numeric_limits<c10::Half>::lowest())
+                        : type == torch::kBFloat16
+                            ? double(std::numeric_limits<c10::BFloat16>::lowest())
+                            : double(std::numeric_limits<float>::lowest());
+  const auto fopts = torch::TensorOptions().dtype(type).device(dev);
+  auto mask = torch::full({s, s}, lowest, fopts).triu(1);
 
   ClipTextOutput out;
   if (keep_hidden_states) out.hidden_states.push_back(x);

@@ -26,6 +26,10 @@ torch::ScalarType StableDiffusion::dtype() const {
   return unet->parameters().front().scalar_type();
 }
 
+torch::ScalarType StableDiffusion::arithmetic_dtype() const {
+  return dtype() == torch::kDouble ? torch::kDouble : torch::kFloat;
+}
+
 void StableDiffusion::to(torch::Device device, torch::ScalarType dtype) {
   text_encoder->to(device, dtype);
   unet->to(device, dtype);
@@ -39,7 +43,23 @@ void StableDiffusion::eval() {
 }
 
 torch::Tensor StableDiffusion::encode_tokens(const torch::Tensor& ids) {
-  return text_encoder->forward(ids.to(device())).last_hidden_state;
+  return text_encoder->forward(ids.to(device())).last_hidden_state.to(arithmetic_dtype());
+}
+
+torch::Tensor StableDiffusion::predict_noise(const torch::Tensor& z_t,
+                                             const torch::Tensor& timesteps,
+                                             const torch::Tensor& text) {
+  const auto type = dtype();
+  return unet->forward(z_t.to(type), timesteps.to(z_t.device()), text.to(type))
+      .to(z_t.scalar_type());
+}
+
+torch::Tensor StableDiffusion::decode(const torch::Tensor& z) {
+  return vae->decode_scaled(z.to(dtype())).to(z.scalar_type());
+}
+
+torch::Tensor StableDiffusion::encode(const torch::Tensor& x) {
+  return vae->encode_mean(x.to(dtype())).to(x.scalar_type());
 }
 
 torch::Tensor StableDiffusion::encode_prompts(const std::vector<std::string>& prompts) {

@@ -45,14 +45,26 @@ struct StableDiffusion {
   static StableDiffusion create(const ModelConfig& config);
 
   torch::Device device() const;
+  // The type the weights hold and the networks compute in (--precision).
   torch::ScalarType dtype() const;
+  // The type of everything around the networks (latents, images, measurements): float32, or
+  // float64 for a model cast to float64 (the finite-difference tests).
+  torch::ScalarType arithmetic_dtype() const;
   void to(torch::Device device, torch::ScalarType dtype);
   void eval();
 
+  // The networks as the samplers and solvers call them: arithmetic_dtype() in and out on the
+  // model's device, computed in dtype(). The casts are differentiable, so a gradient taken through a
+  // call comes back in float32 too; in float32 they are no-ops.
   // Token ids → text states [B, 77, D] (SD v1: the last hidden state after the final norm).
   torch::Tensor encode_tokens(const torch::Tensor& ids);
   // Text → text states; needs the tokenizer.
   torch::Tensor encode_prompts(const std::vector<std::string>& prompts);
+  // ε(z_t, t, text): z_t [B, 4, h, w], timesteps [B] (or [1]), text [B, 77, D].
+  torch::Tensor predict_noise(const torch::Tensor& z_t, const torch::Tensor& timesteps,
+                              const torch::Tensor& text);
+  torch::Tensor decode(const torch::Tensor& z);  // D(z) = decoder(z / s)
+  torch::Tensor encode(const torch::Tensor& x);  // E(x) = s · posterior mean
 };
 
 // Stores 4-D weights channels-last (NHWC). With channels-last inputs, LibTorch's CPU convolutions

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "p2l/error.h"
+#include "p2l/model/attention.h"
 #include "p2l/model/layers.h"
 
 namespace p2l::model {
@@ -170,12 +171,9 @@ torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::T
   auto split = [&](const torch::Tensor& t) {
     return t.view({b, t.size(1), heads_, head_dim_}).transpose(1, 2);
   };
-  auto q = split(to_q_(x));
-  auto k = split(to_k_(ctx));
-  auto v = split(to_v_(ctx));
-  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
-  auto w = torch::softmax(torch::matmul(q, k.transpose(-1, -2)) * scale, -1);
-  auto out = torch::matmul(w, v).transpose(1, 2).reshape({b, x.size(1), heads_ * head_dim_});
+  auto out = attention(split(to_q_(x)), split(to_k_(ctx)), split(to_v_(ctx)), ScaleAt::kScores)
+                 .transpose(1, 2)
+                 .reshape({b, x.size(1), heads_ * head_dim_});
   return to_out_->forward(out);
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "p2l/error.h"
+#include "p2l/model/attention.h"
 #include "p2l/model/layers.h"
 
 namespace p2l::model {
@@ -91,13 +92,14 @@ VaeAttentionImpl::VaeAttentionImpl(int64_t channels, int64_t groups) {
 torch::Tensor VaeAttentionImpl::forward(const torch::Tensor& x) {
   const auto b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   auto hn = norm_(x);
-  auto tokens = [&](const torch::Tensor& t) { return t.reshape({b, c, h * w}).transpose(1, 2); };
-  auto q = tokens(q_(hn));
-  auto k = tokens(k_(hn));
-  auto v = tokens(v_(hn));
-  const double scale = 1.0 / std::sqrt(static_cast<double>(c));
-  auto attn = torch::softmax(torch::matmul(q, k.transpose(1, 2)) * scale, -1);
-  auto out = torch::matmul(attn, v).transpose(1, 2).reshape({b, c, h, w});
+  // One head of width c: [B, 1, hw, c].
+  auto tokens = [&](const torch::Tensor& t) {
+    return t.reshape({b, 1, c, h * w}).transpose(2, 3);
+  };
+  auto out = attention(tokens(q_(hn)), tokens(k_(hn)), tokens(v_(hn)), ScaleAt::kScores)
+                 .squeeze(1)
+                 .transpose(1, 2)
+                 .reshape({b, c, h, w});
   return x + proj_out_(out);
 }
 

@@ -5,9 +5,9 @@ namespace p2l::solvers {
 double autoencoded_residual(model::StableDiffusion& model,
                             const operators::Measurement& measurement, const torch::Tensor& clean) {
   torch::NoGradGuard no_grad;
-  const auto x = clean.to(model.device(), model.dtype());
+  const auto x = clean.to(model.device(), model.arithmetic_dtype());
   // Clamped as a restored image is before its residual is taken (solvers/restoration.cpp).
-  const auto reconstruction = model.vae->decode_scaled(model.vae->encode_mean(x))
+  const auto reconstruction = model.decode(model.encode(x))
                                   .clamp(-1, 1)
                                   .to(torch::kCPU, torch::kFloat);
   const auto y = measurement.y.to(torch::kCPU, torch::kFloat);

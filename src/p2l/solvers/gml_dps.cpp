@@ -20,7 +20,7 @@ class GmlDps : public Solver {
       return guided_step(
           nets, ctx, text,
           [&](Networks& n, const Prediction& p) {
-            return rho * p.residual + gamma * (p.z0 - n.encode(p.decoded)).norm();
+            return rho * p.residual + gamma * sample_norms(p.z0 - n.encode(p.decoded));
           },
           {Network::kUnet, Network::kDecoder, Network::kEncoder});
     };

@@ -6,6 +6,7 @@
 
 #include "p2l/diffusion/schedule.h"
 #include "p2l/diffusion/text_to_image.h"
+#include "p2l/model/precision.h"
 
 namespace p2l::solvers {
 
@@ -56,19 +57,22 @@ torch::Tensor Networks::eps(const torch::Tensor& z_t, int64_t t, const torch::Te
   auto timer = time(Component::kUnetForward);
   ++counts_.unet_forward;
   auto timestep = torch::full({z_t.size(0)}, t, torch::TensorOptions().dtype(torch::kLong));
-  return model_.unet->forward(z_t, timestep.to(z_t.device()), text);
+  // One text condition for a whole batch is the same condition for every sample.
+  const auto context =
+      text.size(0) == 1 && z_t.size(0) > 1 ? text.expand({z_t.size(0), -1, -1}) : text;
+  return model_.predict_noise(z_t, timestep, context);
 }
 
 torch::Tensor Networks::decode(const torch::Tensor& z) {
   auto timer = time(Component::kDecoderForward);
   ++counts_.decoder_forward;
-  return model_.vae->decode_scaled(z);
+  return model_.decode(z);
 }
 
 torch::Tensor Networks::encode(const torch::Tensor& x) {
   auto timer = time(Component::kEncoderForward);
   ++counts_.encoder_forward;
-  return model_.vae->encode_mean(x);
+  return model_.encode(x);
 }
 
 torch::Tensor Networks::measure(const torch::Tensor& x) {
@@ -85,7 +89,26 @@ torch::Tensor Networks::adjoint(const torch::Tensor& v) {
 torch::Tensor Networks::residual_norm(const torch::Tensor& x) {
   auto measured = measure(x);
   auto timer = time(Component::kOperator);
-  return (problem_.y - measured).norm();
+  return sample_norms(problem_.y - measured);
+}
+
+torch::Tensor sample_norms(const torch::Tensor& x) {
+  return x.size(0) == 1 ? x.norm().reshape({1}) : x.flatten(1).norm(2, 1);
+}
+
+std::vector<double> per_sample(const torch::Tensor& values) {
+  const auto v = values.detach().to(torch::kCPU, torch::kDouble).contiguous();
+  return std::vector<double>(v.data_ptr<double>(), v.data_ptr<double>() + v.numel());
+}
+
+Solution Solution::sample(int64_t i) const {
+  Solution s;
+  s.latent = latent.slice(0, i, i + 1);
+  s.image = image.slice(0, i, i + 1);
+  s.counts = counts;
+  s.data_residual = {data_residual.at(i)};
+  s.diagnostics = {diagnostics.at(i)};
+  return s;
 }
 
 void Networks::count_backward(std::initializer_list<Network> through) {
@@ -96,15 +119,15 @@ void Networks::count_backward(std::initializer_list<Network> through) {
   }
 }
 
-void Networks::backward(const torch::Tensor& loss, const torch::Tensor& leaf,
+void Networks::backward(const torch::Tensor& loss, torch::TensorList leaves,
                         std::initializer_list<Network> through) {
   auto timer = time(Component::kBackward);
   count_backward(through);
-  // Only into `leaf`: a plain loss.backward() also forms and keeps the gradient of every weight
+  // Only into `leaves`: a plain loss.backward() also forms and keeps the gradient of every weight
   // of the networks in the graph (they require grad), which no solver uses — as much work again
   // as the input gradient, and the weights' size in memory (3.4 GB for SD's UNet). The gradient
   // that reaches `leaf` is computed by the same operations either way.
-  loss.backward({}, {}, /*create_graph=*/false, torch::TensorList(leaf));
+  loss.backward({}, {}, /*create_graph=*/false, leaves);
 }
 
 torch::Tensor Networks::gradient(const torch::Tensor& loss, const torch::Tensor& input,
@@ -153,13 +176,14 @@ StepResult guided_step(Networks& nets, StepContext& ctx, const torch::Tensor& te
                        const EstimateTransform& z0_for_ddim) {
   auto z_t = ctx.z_t.detach().requires_grad_(true);
   auto p = predict(nets, z_t, ctx.t, ctx.alpha_bar_t, text);
-  auto grad = latent_gradient(nets, loss(nets, p), z_t, through);
+  // The samples' losses are summed: each sample's latent gets its own loss's gradient.
+  auto grad = latent_gradient(nets, loss(nets, p).sum(), z_t, through);
   torch::NoGradGuard no_grad;
   StepResult r;
   r.z0 = p.z0.detach();
   r.eps = p.eps.detach();
   r.estimate = p.decoded.detach();
-  r.data_residual = p.residual.item<double>();
+  r.data_residual = per_sample(p.residual);
   auto z0 = z0_for_ddim ? z0_for_ddim(r.z0, r.estimate) : r.z0;
   r.z_prev = ctx.ddim(z0, r.eps) - grad;
   return r;
@@ -187,7 +211,13 @@ void check_problem(const Problem& problem) {
                 std::to_string(problem.width) + " images but the model works at " +
                 std::to_string(native) + "x" + std::to_string(native) +
                 " (degrade an image of the model's resolution)");
-  const std::vector<int64_t> image = {1, config.vae.in_channels, problem.height, problem.width};
+  const int64_t batch = problem.y.defined() && problem.y.dim() > 0 ? problem.y.size(0) : 1;
+  if (batch != 1 && batch != problem.samples())
+    throw Error("solver: the measurement y holds " + std::to_string(batch) +
+                " measurements for " + std::to_string(problem.samples()) + " samples");
+  if (problem.samples() < 1) throw Error("solver: no samples to draw");
+  const std::vector<int64_t> image = {batch, config.vae.in_channels, problem.height,
+                                      problem.width};
   const auto expected = problem.op->output_shape(image);
   if (problem.y.sizes().vec() != expected)
     throw Error("solver: the measurement y has shape " + c10::str(problem.y.sizes()) +
@@ -202,16 +232,34 @@ Solution run_ddim(const Problem& problem, int64_t steps, double eta, Networks& n
   auto& model = *problem.model;
   const auto& schedule = *model.schedule;
   const int64_t f = model.config.vae.downsampling_factor();
-  const auto options = torch::TensorOptions().dtype(model.dtype()).device(model.device());
+  const auto options =
+      torch::TensorOptions().dtype(model.arithmetic_dtype()).device(model.device());
   const std::vector<int64_t> shape = {1, model.config.unet.in_channels, problem.height / f,
                                       problem.width / f};
-  auto z = diffusion::seeded_normal(shape, problem.seed, options);
-  // Step noise (η > 0, ReSample's resampling) from its own stream, drawn on the CPU so that a
-  // seed gives the same run on every device.
-  auto noise_gen = at::detail::createCPUGenerator(problem.seed + 1);
+  // Each sample's z_T from its seed, and its step noise (η > 0, ReSample's resampling) from its
+  // own stream (seed + 1), drawn on the CPU so that a seed gives the same run on every device
+  // and in every batch.
+  const auto seeds = problem.sample_seeds();
+  const auto samples = static_cast<int64_t>(seeds.size());
+  std::vector<torch::Tensor> starts;
+  std::vector<at::Generator> noise_gens;
+  for (const auto seed : seeds) {
+    starts.push_back(diffusion::seeded_normal(shape, seed, options));
+    noise_gens.push_back(at::detail::createCPUGenerator(seed + 1));
+  }
+  auto z = samples == 1 ? starts.front() : torch::cat(starts, 0);
   Solution solution;
+  solution.data_residual.resize(samples);
+  solution.diagnostics.assign(samples, nlohmann::json::object());
   torch::Tensor last_finite;
   const auto timesteps = schedule.timesteps(steps);
+  // Reduced precision can overflow where float32 does not: say so with the step-size hint.
+  const auto precision = model::precision_of(model.dtype());
+  const std::string hint =
+      precision == model::Precision::kFloat32
+          ? "lower the step size"
+          : "lower the step size, or compute in fp32 (--precision fp32; the networks ran in " +
+                model::precision_name(precision) + ")";
   for (int64_t i = 0; i < steps; ++i) {
     StepContext ctx;
     ctx.index = i;
@@ -222,32 +270,40 @@ Solution run_ddim(const Problem& problem, int64_t steps, double eta, Networks& n
     ctx.alpha_bar_prev = schedule.alpha_bar(ctx.t_prev);
     ctx.eta = eta;
     ctx.z_t = z;
+    ctx.samples = samples;
     ctx.draw_noise = [&] {
-      return torch::randn(shape, noise_gen, torch::TensorOptions().dtype(torch::kFloat))
-          .to(options);
+      std::vector<torch::Tensor> noise;
+      for (auto& gen : noise_gens)
+        noise.push_back(
+            torch::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat)).to(options));
+      return samples == 1 ? noise.front() : torch::cat(noise, 0);
     };
     ctx.check_finite = [&, i](const torch::Tensor& x, const std::string& what) {
       if (!torch::isfinite(x).all().item<bool>())
         throw DivergenceError("solver diverged at step " + std::to_string(i + 1) + " of " +
                                   std::to_string(steps) + " (t = " + std::to_string(ctx.t) +
-                                  "): " + what + " is not finite; lower the step size",
+                                  "): " + what + " is not finite; " + hint,
                               i + 1, last_finite);
     };
     auto result = step(ctx);
-    if (!std::isfinite(result.data_residual))
-      ctx.check_finite(torch::tensor(result.data_residual), "the data residual");
+    double mean_residual = 0;
+    for (const double r : result.data_residual) {
+      if (!std::isfinite(r)) ctx.check_finite(torch::tensor(r), "the data residual");
+      mean_residual += r / samples;
+    }
     ctx.check_finite(result.estimate, "the estimate D(z0)");
     last_finite = result.estimate;
     ctx.check_finite(result.z_prev, "the latent");
     z = result.z_prev.detach();
-    solution.data_residual.push_back(result.data_residual);
-    if (observer) observer({i + 1, steps, ctx.t, result.data_residual, result.estimate});
+    for (int64_t s = 0; s < samples; ++s)
+      solution.data_residual[s].push_back(result.data_residual.at(s));
+    if (observer) observer({i + 1, steps, ctx.t, mean_residual, result.estimate});
   }
   torch::NoGradGuard no_grad;
   solution.latent = z;
   solution.image = nets.decode(z);
   if (!torch::isfinite(solution.image).all().item<bool>())
-    throw DivergenceError("solver diverged: the final image D(z0) is not finite", steps,
+    throw DivergenceError("solver diverged: the final image D(z0) is not finite; " + hint, steps,
                           last_finite);
   solution.counts = counts;
   return solution;

@@ -29,13 +29,13 @@ class Networks {
   torch::Tensor encode(const torch::Tensor& x);  // E(x) = s · posterior mean
   torch::Tensor measure(const torch::Tensor& x);  // A(x)
   torch::Tensor adjoint(const torch::Tensor& v);  // Aᵀv
-  // ‖y − A(x)‖ (plain L2 norm, SPEC §2).
+  // ‖y − A(x)‖ (plain L2 norm, SPEC §2) of each sample: [B].
   torch::Tensor residual_norm(const torch::Tensor& x);
   // Records one backward pass through each network that is in a loss's graph.
   void count_backward(std::initializer_list<Network> through);
-  // ∂loss/∂leaf added to leaf.grad() (what an optimiser steps on), graph freed; counted and
-  // timed as one backward pass through `through`.
-  void backward(const torch::Tensor& loss, const torch::Tensor& leaf,
+  // ∂loss/∂leaf added to each leaf's grad() (what an optimiser steps on), graph freed; counted
+  // and timed as one backward pass through `through`.
+  void backward(const torch::Tensor& loss, torch::TensorList leaves,
                 std::initializer_list<Network> through);
   // ∂loss/∂input returned (graph freed); counted and timed likewise.
   torch::Tensor gradient(const torch::Tensor& loss, const torch::Tensor& input,
@@ -83,6 +83,12 @@ torch::Tensor latent_gradient(Networks& nets, const torch::Tensor& loss, const t
 torch::Tensor project_to_encoder_range(Networks& nets, const torch::Tensor& decoded, double lambda,
                                        int64_t cg_iters);
 
+// The L2 norm of each sample of a batch, [B] (a loss sums them: the samples' gradients stay
+// apart). One sample takes the norm of the whole tensor, the reduction of the unbatched code.
+torch::Tensor sample_norms(const torch::Tensor& x);
+// A [B] tensor's values, on the CPU.
+std::vector<double> per_sample(const torch::Tensor& values);
+
 // One step of the DDIM loop as a solver sees it.
 struct StepContext {
   int64_t index = 0;  // 0-based
@@ -91,7 +97,8 @@ struct StepContext {
   float alpha_bar_t = 0, alpha_bar_prev = 0;
   double eta = 0;
   torch::Tensor z_t;
-  // Fresh N(0, I) noise of z_t's shape, drawn from the run's seed (deterministic per step).
+  int64_t samples = 1;
+  // Fresh N(0, I) noise of z_t's shape, drawn from each sample's seed (deterministic per step).
   std::function<torch::Tensor()> draw_noise;
   // Throws DivergenceError naming this step unless every value of `x` is finite.
   std::function<void(const torch::Tensor& x, const std::string& what)> check_finite;
@@ -101,8 +108,8 @@ struct StepContext {
 };
 
 struct StepResult {
-  torch::Tensor z_prev;      // z_{t_prev}
-  double data_residual = 0;  // ‖y − A(D(ẑ0))‖ of this step
+  torch::Tensor z_prev;                // z_{t_prev}
+  std::vector<double> data_residual;   // ‖y − A(D(ẑ0))‖ of this step, per sample
   torch::Tensor estimate;    // D(ẑ0), detached
   torch::Tensor z0, eps;     // ẑ0 and ε of this step, detached
 };

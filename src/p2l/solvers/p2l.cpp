@@ -32,18 +32,26 @@ class P2l : public Solver {
     const auto project_from = static_cast<int64_t>(std::ceil(h.get("projection-start") * steps));
     const int64_t cg_iters = h.get_int("cg-iters");
 
-    auto text = nets.text_embedding(problem.prompt).detach().requires_grad_(tune);
+    // One embedding per sample (Adam is elementwise, so the samples are tuned apart).
+    const int64_t samples = problem.samples();
+    auto text = nets.text_embedding(problem.prompt).detach();
+    if (tune && samples > 1) text = text.repeat({samples, 1, 1});
+    text.requires_grad_(tune);
     torch::optim::Adam optimizer({text}, torch::optim::AdamOptions(h.get("prompt-lr")));
-    std::vector<double> before, after;
+    std::vector<std::vector<double>> before(samples), after(samples);
 
     auto step = [&](StepContext& ctx) {
       if (tune) {
         const auto z_t = ctx.z_t.detach();
         for (int64_t k = 0; k < iters; ++k) {
           auto p = predict(nets, z_t, ctx.t, ctx.alpha_bar_t, text);
-          auto loss = p.residual.pow(2);
+          const auto losses = p.residual.pow(2);
+          auto loss = losses.sum();
           ctx.check_finite(loss, "the prompt-tuning loss");
-          if (k == 0) before.push_back(loss.item<double>());
+          if (k == 0) {
+            const auto values = per_sample(losses);
+            for (int64_t s = 0; s < samples; ++s) before[s].push_back(values[s]);
+          }
           {
             auto timer = nets.time(Component::kOptimiser);
             optimizer.zero_grad();
@@ -64,14 +72,18 @@ class P2l : public Solver {
       const auto conditioning = tune ? text.detach() : text;
       auto r = ldps_step(nets, ctx, conditioning, rho,
                          projecting ? EstimateTransform(projection) : EstimateTransform());
-      if (tune) after.push_back(r.data_residual * r.data_residual);
+      if (tune)
+        for (int64_t s = 0; s < samples; ++s)
+          after[s].push_back(r.data_residual[s] * r.data_residual[s]);
       return r;
     };
     auto solution = run_ddim(problem, steps, h.get("eta"), nets, counts, step, observer);
     if (tune) {
       // Data loss of each step before its K prompt iterations and after them (same z_t).
-      solution.diagnostics["prompt_loss_before"] = before;
-      solution.diagnostics["prompt_loss_after"] = after;
+      for (int64_t s = 0; s < samples; ++s) {
+        solution.diagnostics[s]["prompt_loss_before"] = before[s];
+        solution.diagnostics[s]["prompt_loss_after"] = after[s];
+      }
     }
     return solution;
   }

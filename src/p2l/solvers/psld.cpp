@@ -23,7 +23,7 @@ class Psld : public Solver {
           nets, ctx, text,
           [&](Networks& n, const Prediction& p) {
             auto glued = adjoint_y + p.decoded - n.adjoint(n.measure(p.decoded));
-            return omega * p.residual + gamma * (p.z0 - n.encode(glued)).norm();
+            return omega * p.residual + gamma * sample_norms(p.z0 - n.encode(glued));
           },
           {Network::kUnet, Network::kDecoder, Network::kEncoder});
     };

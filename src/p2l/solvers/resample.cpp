@@ -15,25 +15,46 @@ struct DcSettings {
   double lr, tolerance;
 };
 
-// AdamW on `start` (torch's defaults besides lr) until ‖y − A(decode(v))‖² < tolerance.
+// AdamW on `start` (torch's defaults besides lr) until ‖y − A(decode(v))‖² < tolerance, each
+// sample of a batch with its own optimiser and its own stop, as its unbatched solve would run;
+// `iterations` gets each sample's count.
 template <typename Map>
 torch::Tensor minimise_residual(Networks& nets, const torch::Tensor& start, const DcSettings& s,
                                 Map&& to_image, std::initializer_list<Network> through,
-                                int64_t& iterations) {
-  auto v = start.detach().clone().requires_grad_(true);
-  torch::optim::AdamW optimizer({v}, torch::optim::AdamWOptions(s.lr));
-  for (iterations = 0; iterations < s.iters; ++iterations) {
-    torch::Tensor loss = nets.residual_norm(to_image(v)).pow(2);
-    if (loss.item<double>() < s.tolerance) break;
+                                std::vector<int64_t>& iterations) {
+  const int64_t samples = start.size(0);
+  std::vector<torch::Tensor> v;
+  std::vector<std::unique_ptr<torch::optim::AdamW>> optimizers;
+  for (int64_t i = 0; i < samples; ++i) {
+    v.push_back(start.slice(0, i, i + 1).detach().clone().requires_grad_(true));
+    optimizers.push_back(std::make_unique<torch::optim::AdamW>(
+        std::vector<torch::Tensor>{v.back()}, torch::optim::AdamWOptions(s.lr)));
+  }
+  iterations.assign(samples, s.iters);
+  std::vector<bool> active(samples, true);
+  for (int64_t it = 0; it < s.iters; ++it) {
+    const auto batch = samples == 1 ? v.front() : torch::cat(v, 0);
+    torch::Tensor losses = nets.residual_norm(to_image(batch)).pow(2);
+    const auto values = per_sample(losses);
+    bool any = false;
+    for (int64_t i = 0; i < samples; ++i) {
+      if (active[i] && values[i] < s.tolerance) {
+        active[i] = false;
+        iterations[i] = it;
+      }
+      any = any || active[i];
+    }
+    if (!any) break;
     {
       auto timer = nets.time(Component::kOptimiser);
-      optimizer.zero_grad();
+      for (auto& optimizer : optimizers) optimizer->zero_grad();
     }
-    nets.backward(loss, v, through);
+    nets.backward(losses.sum(), v, through);
     auto timer = nets.time(Component::kOptimiser);
-    optimizer.step();
+    for (int64_t i = 0; i < samples; ++i)
+      if (active[i]) optimizers[i]->step();
   }
-  return v.detach();
+  return samples == 1 ? v.front().detach() : torch::cat(v, 0).detach();
 }
 
 class Resample : public Solver {
@@ -54,11 +75,11 @@ class Resample : public Solver {
     const DcSettings pixel{h.get_int("pixel-iters"), h.get("pixel-lr"), h.get("dc-tolerance")};
     const DcSettings latent{h.get_int("latent-iters"), h.get("latent-lr"), h.get("dc-tolerance")};
     const double scale = h.get("resample-scale");
-    auto dc_steps = nlohmann::json::array();
+    std::vector<nlohmann::json> dc_steps(problem.samples(), nlohmann::json::array());
     auto step = [&](StepContext& ctx) {
       auto r = ldps_step(nets, ctx, text, rho);
       if (ctx.index < first_dc || (ctx.index - first_dc) % every != 0) return r;
-      int64_t iterations = 0;
+      std::vector<int64_t> iterations;
       torch::Tensor z0_dc;
       const bool in_latent = ctx.index >= latent_from;
       if (in_latent) {
@@ -79,13 +100,15 @@ class Resample : public Solver {
       auto mean = (sigma * std::sqrt(a_prev) * z0_dc + (1 - a_prev) * r.z_prev) / denom;
       const double variance = sigma * (1 - a_prev) / denom;
       r.z_prev = mean + std::sqrt(variance) * ctx.draw_noise();
-      dc_steps.push_back({{"step", ctx.index + 1},
-                          {"space", in_latent ? "latent" : "pixel"},
-                          {"iterations", iterations}});
+      for (size_t s = 0; s < dc_steps.size(); ++s)
+        dc_steps[s].push_back({{"step", ctx.index + 1},
+                               {"space", in_latent ? "latent" : "pixel"},
+                               {"iterations", iterations[s]}});
       return r;
     };
     auto solution = run_ddim(problem, steps, h.get("eta"), nets, counts, step, observer);
-    solution.diagnostics["hard_data_consistency"] = dc_steps;
+    for (size_t s = 0; s < dc_steps.size(); ++s)
+      solution.diagnostics[s]["hard_data_consistency"] = dc_steps[s];
     return solution;
   }
 };

@@ -44,13 +44,19 @@ struct ComponentTimes {
   double operator[](Component c) const { return seconds[static_cast<size_t>(c)]; }
 };
 
-// What one restoration works on. y is [1, C, h, w] on the model's device and dtype.
+// What one restoration works on: y is [1, C, h, w] (or [B, …], one measurement per sample) on
+// the model's device, in its arithmetic type. A batched solve runs one posterior sample per
+// seed of `seeds` through every network call at once; each sample computes what its own
+// unbatched solve with that seed computes (up to the order of float reductions).
 struct Problem {
   model::StableDiffusion* model = nullptr;
   std::shared_ptr<const operators::Operator> op;
   torch::Tensor y;
   int64_t height = 0, width = 0;  // of the image to restore
-  uint64_t seed = 0;
+  uint64_t seed = 0;              // one sample (when `seeds` is empty)
+  std::vector<uint64_t> seeds;    // one sample per seed
+  std::vector<uint64_t> sample_seeds() const { return seeds.empty() ? std::vector<uint64_t>{seed} : seeds; }
+  int64_t samples() const { return seeds.empty() ? 1 : static_cast<int64_t>(seeds.size()); }
   std::string prompt;  // initial text condition ("" = the null prompt)
   // When set, the solver adds its wall time per component here; unset costs one branch a call.
   ComponentTimes* profile = nullptr;
@@ -65,21 +71,25 @@ struct NetworkCounts {
   nlohmann::json to_json() const;
 };
 
-// After each step: step index (1-based), the total, the timestep, ‖y − A(D(ẑ0))‖ of that step,
-// and D(ẑ0) (detached) for previews.
+// After each step: step index (1-based), the total, the timestep, ‖y − A(D(ẑ0))‖ of that step
+// (the mean over the samples of a batch), and D(ẑ0) (detached) for previews.
 struct StepReport {
   int64_t step = 0, total = 0, timestep = 0;
   double data_residual = 0;
-  torch::Tensor estimate;  // D(ẑ0), [1, 3, H, W] in [-1, 1] nominally
+  torch::Tensor estimate;  // D(ẑ0), [B, 3, H, W] in [-1, 1] nominally
 };
 using StepObserver = std::function<void(const StepReport&)>;
 
 struct Solution {
-  torch::Tensor latent;  // z_0 [1, 4, h, w]
+  torch::Tensor latent;  // z_0 [B, 4, h, w], a row per sample
   torch::Tensor image;   // D(z_0), unclamped
-  NetworkCounts counts;
-  std::vector<double> data_residual;  // per step, ‖y − A(D(ẑ0))‖
-  nlohmann::json diagnostics = nlohmann::json::object();  // method-specific traces
+  NetworkCounts counts;  // of the whole batch: what each sample's own solve would count
+  std::vector<std::vector<double>> data_residual;  // [sample][step], ‖y − A(D(ẑ0))‖
+  std::vector<nlohmann::json> diagnostics;         // method-specific traces, one per sample
+
+  int64_t samples() const { return static_cast<int64_t>(data_residual.size()); }
+  // Sample i alone, as its unbatched solve returns it.
+  Solution sample(int64_t i) const;
 };
 
 // A NaN/Inf in the latent, the text embedding or a loss: names the step and carries the last
