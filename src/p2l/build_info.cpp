@@ -1,5 +1,6 @@
 #include "p2l/build_info.h"
 
+#include <ATen/Version.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 #include <torch/version.h>
