@@ -11,6 +11,7 @@
 //       [--device cpu|cuda] [--peak-size 2048] [--no-micro] [--no-profile] [--check-flops]
 //       [--channels-last] [--no-bundled] [--precision fp32,bf16,fp16] [--batch 1,8,64]
 //       [--sd 256,512] [--sd-methods ldps,p2l] [--sd-steps 1] [--sd-warmup 0] [--sd-micro]
+//       [--cudnn-benchmark]
 // Each precision in --precision is a separate table (the networks' type; model/precision.h).
 // --batch: the bundled model's batched solves (B posterior samples at once), samples per second,
 // instead of its per-component tables.
@@ -69,6 +70,7 @@ struct Options {
   std::vector<std::string> sd_methods;  // empty = all
   int64_t sd_steps = 1, sd_warmup = 0;
   bool sd_micro = false;
+  bool cudnn_benchmark = false;  // cuDNN times its algorithms on first use of each shape
   std::vector<model::Precision> precisions = {model::Precision::kFloat32};
   std::vector<int64_t> batches;
 };
@@ -132,7 +134,9 @@ Options parse(int argc, char** argv) {
     else if (flag == "--precision") {
       o.precisions.clear();
       for (const auto& p : split(value())) o.precisions.push_back(model::parse_precision(p));
-    } else if (flag == "--sd-micro")
+    } else if (flag == "--cudnn-benchmark")
+      o.cudnn_benchmark = true;
+    else if (flag == "--sd-micro")
       o.sd_micro = true;
     else
       throw Error("unknown flag " + flag + " (see the comment at the top of bench_methods.cpp)");
@@ -697,6 +701,7 @@ int main(int argc, char** argv) try {
   const int threads = set_threads(o.threads);
   if (o.blas_threads > 0) set_blas_threads(o.blas_threads);
   const torch::Device device(o.device);
+  at::globalContext().setBenchmarkCuDNN(o.cudnn_benchmark);
   if (device.is_cuda() && !torch::cuda::is_available())
     throw Error("--device cuda: this LibTorch has no CUDA device");
 
@@ -706,7 +711,9 @@ int main(int argc, char** argv) try {
       cpu_model().c_str(), std::thread::hardware_concurrency(), TORCH_VERSION, threads,
       o.blas_threads > 0 ? std::to_string(o.blas_threads).c_str() : "1 (p2l's default)",
       at::hasMKL() ? "yes" : "no", at::hasMKLDNN() ? "yes" : "no", device.str().c_str(),
-      o.channels_last ? "; channels-last weights" : "", reuse ? "yes" : "no (P2L_SYSTEM_MALLOC)",
+      o.channels_last     ? "; channels-last weights"
+      : o.cudnn_benchmark ? "; cuDNN benchmark mode"
+                          : "", reuse ? "yes" : "no (P2L_SYSTEM_MALLOC)",
       model::attention_path());
 
   // The matrix-multiply peak at this run's threads: one product with BLAS's threads as p2l sets

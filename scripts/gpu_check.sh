@@ -6,7 +6,9 @@
 #   sd        bench_methods on SD v1's architecture (random weights) at 512²: every method in
 #             fp32, bf16 and fp16, ms / step after SD_WARMUP warm steps, CUDA peak memory
 #   sd-cl     the same for bf16 with channels-last weights (LDPS, P2L)
-#   sd-1000   one whole 1000-step P2L solve at 512² in bf16
+#   sd-tune   bf16 LDPS and P2L with cuDNN's benchmark mode, and each network's forward/backward
+#   sd-1000   one whole 999-step P2L solve at 512² in bf16 (SD's schedule with its step offset
+#             of 1 has no room for 1000 DDIM steps: t = 1000 does not exist, in diffusers either)
 #   batch     the bundled model's batched solves at batch 1, 8 and 64 (samples per second)
 #   eval      `p2l eval --device cuda` on IMAGES in fp32, bf16 and fp16 (5 shards each, all at
 #             once), then each job's PSNR against fp32 and each method's mean
@@ -91,16 +93,24 @@ if want sd-cl; then
   echo "rc $?"; grep -E '^\| (p2l|ldps) \| [0-9.]+ \|' "$out/bench-sd-cl.txt"
 fi
 
+if want sd-tune; then
+  say "SD v1 512², bf16, cuDNN benchmark mode, per-network micro-benchmarks"
+  timeout 80 $bench --device cuda --no-bundled --sd 512 --sd-warmup 3 --sd-steps 5 \
+    --sd-methods ldps,p2l --precision bf16 --cudnn-benchmark --sd-micro --peak-size 4096 \
+    >"$out/bench-sd-tune.txt" 2>&1
+  echo "rc $?"; grep -E '^\| (p2l|ldps|UNet|decoder|encoder) \| [0-9.]+ \|' "$out/bench-sd-tune.txt"
+fi
+
 if want sd-1000; then
   say "SD v1 512², one 1000-step P2L solve in bf16"
-  timeout 200 $bench --device cuda --no-bundled --sd 512 --sd-methods p2l --sd-steps 1000 \
+  timeout 200 $bench --device cuda --no-bundled --sd 512 --sd-methods p2l --sd-steps 999 \
     --precision bf16 --peak-size 4096 >"$out/bench-sd-1000.txt" 2>&1
   echo "rc $?"; grep -E '^\| p2l \| [0-9.]+ \|' "$out/bench-sd-1000.txt"
 fi
 
 if want batch; then
   say "bundled model, batch 1 / 8 / 64"
-  timeout 150 $bench --device cuda --batch 1,8,64 --steps 20 --warmup 2 --methods ldps,p2l \
+  timeout 90 $bench --device cuda --batch 1,8,64 --steps 20 --warmup 2 --methods ldps,p2l \
     --precision fp32,bf16 --peak-size 4096 >"$out/bench-batch.txt" 2>&1
   echo "rc $?"; grep -E '^\| (p2l|ldps) \| [0-9]+ \|' "$out/bench-batch.txt"
 fi
