@@ -20,7 +20,7 @@
 #   PHASES="version sd sd-cl sd-1000 batch" scripts/gpu_check.sh     (first call)
 #   PHASES="eval tests" scripts/gpu_check.sh                          (second call)
 #   environment: OUT, TORCH_DIR, DEPS_TAR, GOLDENS_TAR, GOLDENS, IMAGES, BUILD_S, EVAL_S,
-#                TEST_S, SD_WARMUP, SD_STEPS
+#                TEST_S, TEST_FILTER, SD_WARMUP, SD_STEPS
 #
 # DEPS_TAR: a .tar.xz of a usr/ prefix holding the build's other dependencies (nlohmann-json,
 # yaml-cpp, CLI11, ICU, GoogleTest, stb) for a machine where they cannot be installed; made on
@@ -115,6 +115,18 @@ if want batch; then
   echo "rc $?"; grep -E '^\| (p2l|ldps) \| [0-9]+ \|' "$out/bench-batch.txt"
 fi
 
+# The suite with ctest on J processes, or with TEST_FILTER only those gtest names (the CUDA,
+# golden and precision tests first when time is short).
+run_tests() {
+  if [[ -n ${TEST_FILTER:-} ]]; then
+    timeout "${TEST_S:-400}" ./build-gpu/tests/p2l_tests --gtest_filter="$TEST_FILTER" >"$out/ctest.log" 2>&1
+    grep -E '^\[  (PASSED|FAILED|SKIPPED) |tests ran' "$out/ctest.log" | head -30
+  else
+    (cd build-gpu && timeout "${TEST_S:-400}" ctest -j "$1" --output-on-failure) >"$out/ctest.log" 2>&1
+    grep -E 'tests passed|tests failed|\*\*\*|Failed' "$out/ctest.log" | grep -v Disabled | head -30
+  fi
+}
+
 images=${IMAGES:-models/emoji-64/test_images}
 if want eval; then
   say "eval --device cuda on $images, fp32 / bf16 / fp16"
@@ -129,8 +141,7 @@ if want eval; then
   # The suite runs on the CPU cores meanwhile (its CUDA tests are short).
   if want tests; then
     say "test suite (beside the evaluation)"
-    (cd build-gpu && timeout "${TEST_S:-400}" ctest -j "$((nproc_ / 4))" --output-on-failure) >"$out/ctest.log" 2>&1
-    grep -E 'tests passed|tests failed|\*\*\*|Failed' "$out/ctest.log" | grep -v Disabled | head -30
+    run_tests "$((nproc_ / 4))"
   fi
   wait
   for precision in fp32 bf16 fp16; do
@@ -140,7 +151,6 @@ if want eval; then
   python3 scripts/precision_compare.py "$out"/eval-{fp32,bf16,fp16}.jsonl | tee "$out/eval-compare.md"
 elif want tests; then
   say "test suite"
-  (cd build-gpu && timeout "${TEST_S:-400}" ctest -j "$((nproc_ / 2))" --output-on-failure) >"$out/ctest.log" 2>&1
-  grep -E 'tests passed|tests failed|\*\*\*|Failed' "$out/ctest.log" | grep -v Disabled | head -30
+  run_tests "$((nproc_ / 2))"
 fi
 say done
