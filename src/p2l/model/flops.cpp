@@ -204,13 +204,15 @@ std::atomic<int64_t> g_weight_macs{0}, g_attention_macs{0};
 std::atomic<bool> g_tracing{false};
 thread_local int t_counted_depth = 0;
 
-enum class Counted { kNone, kConvolution, kMm, kAddmm, kBmm };
+enum class Counted { kNone, kConvolution, kMm, kAddmm, kBmm, kFusedAttention };
 
 Counted classify(std::string_view name) {
   if (name == "aten::convolution") return Counted::kConvolution;
   if (name == "aten::mm") return Counted::kMm;
   if (name == "aten::addmm") return Counted::kAddmm;
   if (name == "aten::bmm") return Counted::kBmm;
+  // LibTorch ≥ 2.1's attention (model/attention.h); its kernels are counted through it.
+  if (name == "aten::scaled_dot_product_attention") return Counted::kFusedAttention;
   return Counted::kNone;
 }
 
@@ -251,6 +253,15 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
     case Counted::kBmm:
       g_attention_macs += sizes(0)[0] * sizes(0)[1] * sizes(0)[2] * sizes(1)[2];
       break;
+    case Counted::kFusedAttention: {
+      // q [..., Lq, d], k [..., Lk, d], v [..., Lk, dv]: q·kᵀ and softmax(·)·v.
+      const auto q = sizes(0), k = sizes(1), v = sizes(2);
+      int64_t rows = 1;
+      for (size_t d = 0; d + 1 < q.size(); ++d) rows *= q[d];  // batch × heads × Lq
+      const int64_t keys = k[k.size() - 2];
+      g_attention_macs += rows * keys * (q.back() + v.back());
+      break;
+    }
     case Counted::kNone:
       break;
   }
