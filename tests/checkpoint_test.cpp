@@ -196,5 +196,29 @@ TEST(Checkpoint, ConfigFromShapesMatchesTheYaml) {
   EXPECT_EQ(inferred.text.hidden_size, golden.config.text.hidden_size);
 }
 
+// `p2l info` reads headers and configs only: the summary agrees with the model the loader builds
+// (configuration, storage dtype, parameter counts) for both layouts, F16 storage included.
+TEST(Checkpoint, SummaryFromHeadersMatchesTheLoadedModel) {
+  const std::vector<std::string> models = {
+      Goldens::get().diffusers_dir(), Goldens::get().single_file(),
+      (fs::path(P2L_MODELS_DIR) / "emoji-64").string()};
+  for (const auto& path : models) {
+    SCOPED_TRACE(path);
+    const auto summary = model::describe_model(path);
+    auto sd = model::load_stable_diffusion(path);
+    EXPECT_EQ(summary.layout, sd.layout);
+    EXPECT_EQ(summary.storage_dtype, sd.storage_dtype);
+    EXPECT_EQ(summary.config.unet.to_json(), sd.config.unet.to_json());
+    EXPECT_EQ(summary.config.vae.to_json(), sd.config.vae.to_json());
+    EXPECT_EQ(summary.config.text.to_json(), sd.config.text.to_json());
+    EXPECT_EQ(summary.config.schedule.to_json(), sd.config.schedule.to_json());
+    EXPECT_EQ(summary.text_parameters, model::parameter_count(*sd.text_encoder));
+    EXPECT_EQ(summary.unet_parameters, model::parameter_count(*sd.unet));
+    EXPECT_EQ(summary.vae_parameters, model::parameter_count(*sd.vae));
+    EXPECT_EQ(summary.tokenizer, sd.tokenizer != nullptr);
+  }
+  EXPECT_THROW(model::describe_model(fresh_dir("not_a_model").string()), Error);
+}
+
 }  // namespace
 }  // namespace p2l::test

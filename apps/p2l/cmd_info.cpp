@@ -19,27 +19,27 @@ void add_info_command(CLI::App& app) {
   cmd->callback([=] {
     model::LoadOptions options;
     options.config_yaml = *config;
-    auto sd = model::load_stable_diffusion(*model_path, options);
-    const auto& c = sd.config;
+    // Headers and configs only: a 2 GB file is described without reading its weights.
+    const auto m = model::describe_model(*model_path, options);
+    const auto& c = m.config;
     nlohmann::json info = {
-        {"source", sd.source},
-        {"layout", model::layout_name(sd.layout)},
-        {"storage_dtype", sd.storage_dtype},
-        {"compute_dtype", std::string(c10::toString(sd.dtype()))},
+        {"source", m.source},
+        {"layout", model::layout_name(m.layout)},
+        {"storage_dtype", m.storage_dtype},
+        {"compute_dtype", "float32 (--precision fp32; bf16 or fp16 on request)"},
         {"latent_downsampling", c.vae.downsampling_factor()},
-        {"tokenizer", sd.tokenizer ? "yes" : "none"},
-        {"text_encoder",
-         {{"config", c.text.to_json()}, {"parameters", model::parameter_count(*sd.text_encoder)}}},
-        {"unet", {{"config", c.unet.to_json()}, {"parameters", model::parameter_count(*sd.unet)}}},
-        {"vae", {{"config", c.vae.to_json()}, {"parameters", model::parameter_count(*sd.vae)}}},
+        {"tokenizer", m.tokenizer ? "yes" : "none"},
+        {"text_encoder", {{"config", c.text.to_json()}, {"parameters", m.text_parameters}}},
+        {"unet", {{"config", c.unet.to_json()}, {"parameters", m.unet_parameters}}},
+        {"vae", {{"config", c.vae.to_json()}, {"parameters", m.vae_parameters}}},
         {"scheduler", c.schedule.to_json()}};
     if (*as_json) {
       std::cout << info.dump(2) << "\n";
       return;
     }
-    std::cout << "model:          " << sd.source << "\n"
+    std::cout << "model:          " << m.source << "\n"
               << "layout:         " << info["layout"].get<std::string>() << "\n"
-              << "storage dtype:  " << sd.storage_dtype << "\n"
+              << "storage dtype:  " << m.storage_dtype << "\n"
               << "compute dtype:  " << info["compute_dtype"].get<std::string>() << "\n"
               << "tokenizer:      " << info["tokenizer"].get<std::string>() << "\n";
     for (const char* part : {"text_encoder", "unet", "vae"}) {

@@ -527,7 +527,8 @@ void load_module_tensors(torch::nn::Module& module, const TensorLookup& lookup,
 
 namespace {
 
-StableDiffusion load_diffusers(const fs::path& dir, const LoadOptions& options) {
+// A diffusers folder's configuration, from its config.json files.
+ModelConfig diffusers_config(const fs::path& dir) {
   for (const char* sub : {"unet", "vae", "text_encoder"})
     if (!fs::is_directory(dir / sub))
       throw Error(dir.string() + ": not a model (no " + sub + "/ folder)");
@@ -539,8 +540,32 @@ StableDiffusion load_diffusers(const fs::path& dir, const LoadOptions& options) 
   const auto scheduler = dir / "scheduler" / "scheduler_config.json";
   if (fs::exists(scheduler))
     config.schedule = diffusion::ScheduleConfig::from_json(read_json(scheduler.string()));
+  return config;
+}
 
-  StableDiffusion sd = StableDiffusion::create(config);
+// A single file's configuration: its YAML (--config, else <name>.yaml beside it) with the
+// tensor shapes, else SD v1's head counts with the shapes.
+ModelConfig single_file_config(const fs::path& path, const Shapes& shapes,
+                               const LoadOptions& options) {
+  std::string yaml = options.config_yaml;
+  if (yaml.empty()) {
+    auto beside = path;
+    beside.replace_extension(".yaml");
+    if (fs::exists(beside)) yaml = beside.string();
+  } else if (!fs::exists(yaml)) {
+    throw Error(yaml + ": no such config file");
+  }
+  if (yaml.empty())
+    log::info(path.string() + ": no YAML config; using SD v1 head counts and tensor shapes");
+  return yaml.empty() ? config_from_shapes(shapes) : config_from_original_yaml(yaml, shapes);
+}
+
+StableDiffusion load_diffusers(const fs::path& dir, const LoadOptions& options) {
+  const ModelConfig config = diffusers_config(dir);
+  // Made in the computing type and moved to the device first: each stored tensor then goes
+  // straight there (no float32 host copy of a bf16 GPU model).
+  StableDiffusion sd = StableDiffusion::create(config, options.dtype);
+  sd.to(options.device, options.dtype);
   sd.layout = Layout::Diffusers;
   sd.source = dir.string();
   std::set<std::string> dtypes;
@@ -592,20 +617,9 @@ StableDiffusion load_single_file(const fs::path& path, const LoadOptions& option
     shapes[info.name] = info.shape;
     available.insert(info.name);
   }
-  std::string yaml = options.config_yaml;
-  if (yaml.empty()) {
-    auto beside = path;
-    beside.replace_extension(".yaml");
-    if (fs::exists(beside)) yaml = beside.string();
-  } else if (!fs::exists(yaml)) {
-    throw Error(yaml + ": no such config file");
-  }
-  const ModelConfig config =
-      yaml.empty() ? config_from_shapes(shapes) : config_from_original_yaml(yaml, shapes);
-  if (yaml.empty())
-    log::info(path.string() + ": no YAML config; using SD v1 head counts and tensor shapes");
-
-  StableDiffusion sd = StableDiffusion::create(config);
+  const ModelConfig config = single_file_config(path, shapes, options);
+  StableDiffusion sd = StableDiffusion::create(config, options.dtype);  // as load_diffusers
+  sd.to(options.device, options.dtype);
   sd.layout = Layout::SingleFile;
   sd.source = path.string();
   const std::string text = text_prefix(shapes);
@@ -633,6 +647,52 @@ StableDiffusion load_single_file(const fs::path& path, const LoadOptions& option
 }
 
 }  // namespace
+
+ModelSummary describe_model(const std::string& path, const LoadOptions& options) {
+  ModelSummary m;
+  m.layout = detect_layout(path);
+  m.source = path;
+  std::set<std::string> dtypes;
+  // Floating tensors only: the integer buffers some files carry (position_ids) are no weights.
+  auto add = [&](const io::TensorInfo& info, int64_t& count) {
+    if (!c10::isFloatingType(io::to_torch(info.dtype))) return;
+    int64_t n = 1;
+    for (const auto d : info.shape) n *= d;
+    count += n;
+    dtypes.insert(io::dtype_name(info.dtype));
+  };
+  if (m.layout == Layout::Diffusers) {
+    const fs::path dir(path);
+    m.config = diffusers_config(dir);
+    const std::vector<std::tuple<Component, const char*, int64_t*>> parts = {
+        {Component::TextEncoder, "model", &m.text_parameters},
+        {Component::UNet, "diffusion_pytorch_model", &m.unet_parameters},
+        {Component::Vae, "diffusion_pytorch_model", &m.vae_parameters}};
+    for (const auto& [component, stem, count] : parts) {
+      const io::SafeTensorsFile file(component_weights(dir / component_name(component), stem));
+      for (const auto& info : file.tensors()) add(info, *count);
+    }
+    m.tokenizer = fs::exists(dir / "tokenizer" / "vocab.json") ||
+                  fs::exists(fs::path(data_dir()) / "clip-tokenizer" / "vocab.json");
+  } else {
+    const io::SafeTensorsFile file(path);
+    Shapes shapes;
+    for (const auto& info : file.tensors()) shapes[info.name] = info.shape;
+    m.config = single_file_config(fs::path(path), shapes, options);
+    const auto text = text_prefix(shapes);
+    for (const auto& info : file.tensors()) {
+      if (starts_with(info.name, text))
+        add(info, m.text_parameters);
+      else if (starts_with(info.name, single_file_prefix(Component::UNet)))
+        add(info, m.unet_parameters);
+      else if (starts_with(info.name, single_file_prefix(Component::Vae)))
+        add(info, m.vae_parameters);
+    }
+    m.tokenizer = fs::exists(fs::path(data_dir()) / "clip-tokenizer" / "vocab.json");
+  }
+  m.storage_dtype = dtype_summary(dtypes);
+  return m;
+}
 
 StableDiffusion load_stable_diffusion(const std::string& path, const LoadOptions& options) {
   StableDiffusion sd = detect_layout(path) == Layout::Diffusers

@@ -37,6 +37,18 @@ std::string component_name(Component component);
 // Throws p2l::Error when the path is neither layout ("not a model").
 Layout detect_layout(const std::string& path);
 
+// What `p2l info` shows, read from the files' headers and configs alone (no weights are read and
+// no network is built): configuration, layout, storage dtype, and the parameters of each
+// component (the floating-point tensors stored for it).
+struct ModelSummary {
+  ModelConfig config;
+  Layout layout = Layout::Diffusers;
+  std::string source, storage_dtype;
+  bool tokenizer = false;
+  int64_t text_parameters = 0, unet_parameters = 0, vae_parameters = 0;
+};
+ModelSummary describe_model(const std::string& path, const LoadOptions& options = {});
+
 StableDiffusion load_stable_diffusion(const std::string& path, const LoadOptions& options = {});
 
 // Original-layout name (relative to the component, as registered in p2l's module) → diffusers

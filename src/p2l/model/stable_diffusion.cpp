@@ -8,12 +8,34 @@ std::string layout_name(Layout layout) {
   return layout == Layout::Diffusers ? "diffusers folder" : "single file (original layout)";
 }
 
-StableDiffusion StableDiffusion::create(const ModelConfig& config) {
+namespace {
+
+// LibTorch's modules make their parameters in the default dtype; this sets it for a scope.
+class DefaultDtype {
+ public:
+  explicit DefaultDtype(torch::ScalarType type) : previous_(torch::get_default_dtype()) {
+    torch::set_default_dtype(c10::scalarTypeToTypeMeta(type));
+  }
+  ~DefaultDtype() { torch::set_default_dtype(previous_); }
+  DefaultDtype(const DefaultDtype&) = delete;
+  DefaultDtype& operator=(const DefaultDtype&) = delete;
+
+ private:
+  caffe2::TypeMeta previous_;
+};
+
+}  // namespace
+
+StableDiffusion StableDiffusion::create(const ModelConfig& config, torch::ScalarType dtype) {
   StableDiffusion sd;
   sd.config = config;
-  sd.text_encoder = ClipTextModel(config.text);
-  sd.unet = UNet(config.unet);
-  sd.vae = AutoencoderKL(config.vae);
+  {
+    // Built straight in the type they will compute in: a bf16 model never has a float32 copy.
+    DefaultDtype scope(dtype);
+    sd.text_encoder = ClipTextModel(config.text);
+    sd.unet = UNet(config.unet);
+    sd.vae = AutoencoderKL(config.vae);
+  }
   sd.schedule = std::make_shared<diffusion::NoiseSchedule>(config.schedule);
   sd.storage_dtype = "F32";
   sd.eval();

@@ -41,8 +41,10 @@ struct StableDiffusion {
   std::string source;
   std::string storage_dtype;  // e.g. "F32", "F16", or "F16+F32" when mixed
 
-  // Freshly initialised (random) modules for a configuration; no tokenizer.
-  static StableDiffusion create(const ModelConfig& config);
+  // Freshly initialised (random) modules for a configuration, their weights in `dtype`; no
+  // tokenizer.
+  static StableDiffusion create(const ModelConfig& config,
+                                torch::ScalarType dtype = torch::kFloat);
 
   torch::Device device() const;
   // The type the weights hold and the networks compute in (--precision).
