@@ -220,5 +220,27 @@ TEST(Checkpoint, SummaryFromHeadersMatchesTheLoadedModel) {
   EXPECT_THROW(model::describe_model(fresh_dir("not_a_model").string()), Error);
 }
 
+// Every safetensors file of an export carries the metadata the Hugging Face loaders expect
+// ("format": "pt"; transformers' CLIPTextModel.from_pretrained refuses a file without it), as do
+// the bundled model's files.
+TEST(Checkpoint, ExportedFilesCarryTheFormatHuggingFaceExpects) {
+  auto sd = model::load_stable_diffusion(Goldens::get().diffusers_dir());
+  const fs::path dir = fresh_dir("hf_metadata");
+  model::save_diffusers(sd, (dir / "folder").string(), torch::kHalf);
+  model::save_single_file(sd, (dir / "single.safetensors").string(), torch::kHalf);
+  int files = 0;
+  for (const auto& root : {dir, fs::path(P2L_MODELS_DIR) / "emoji-64"})
+    for (const auto& entry : fs::recursive_directory_iterator(root)) {
+      if (entry.path().extension() != ".safetensors") continue;
+      ++files;
+      const io::SafeTensorsFile file(entry.path().string());
+      const auto it = file.metadata().find("format");
+      ASSERT_NE(it, file.metadata().end()) << entry.path();
+      EXPECT_EQ(it->second, "pt") << entry.path();
+    }
+  EXPECT_EQ(files, 4 + 4);  // the export (three components, one single file), the bundled model
+}
+
 }  // namespace
 }  // namespace p2l::test
+

@@ -145,6 +145,7 @@ TEST_F(SafetensorsTest, WriterProducesStandardLayout) {
   ASSERT_EQ(bytes.size(), 8 + n + 3 * 4 + 2 * 8);
   const auto header = nlohmann::json::parse(bytes.substr(8, n));
   EXPECT_EQ(header["__metadata__"]["k"], "v");
+  EXPECT_EQ(header["__metadata__"]["format"], "pt");  // as the Hugging Face writers do
   EXPECT_EQ(header["b"]["dtype"], "F32");
   EXPECT_EQ(header["b"]["data_offsets"], nlohmann::json({0, 12}));  // given order, not sorted
   EXPECT_EQ(header["a"]["dtype"], "I64");

@@ -84,5 +84,23 @@ TEST(Schedule, FinalStepUsesFirstAlpha) {
   EXPECT_THROW(s.alpha_bar(1000), p2l::Error);
 }
 
+// SD's schedule: 1000 training steps with steps_offset 1. 999 DDIM steps run from t = 999 down
+// to 1; 1000 would start at t = 1000, which does not exist: an error naming --steps and 999.
+TEST(Schedule, MostStepsTheOffsetLeavesRoomFor) {
+  const diffusion::NoiseSchedule s;
+  const auto ts = s.timesteps(999);
+  EXPECT_EQ(ts.front(), 999);
+  EXPECT_EQ(ts.back(), 1);
+  for (const auto t : ts) EXPECT_NO_THROW(s.alpha_bar(t));
+  try {
+    s.timesteps(1000);
+    FAIL() << "1000 steps accepted";
+  } catch (const p2l::Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("--steps 1000"), std::string::npos) << message;
+    EXPECT_NE(message.find("at most 999"), std::string::npos) << message;
+  }
+}
+
 }  // namespace
 }  // namespace p2l::test

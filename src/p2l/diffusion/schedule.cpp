@@ -66,6 +66,15 @@ std::vector<int64_t> NoiseSchedule::timesteps(int64_t n) const {
     throw Error("number of steps must be in 1.." + std::to_string(T) + ", got " +
                 std::to_string(n));
   const int64_t ratio = T / n;
+  // With a step offset (SD's is 1) the first timestep of n = T steps, T, does not exist; say so
+  // before a run starts, with the largest count that fits (999 for SD).
+  if ((n - 1) * ratio + config_.steps_offset >= T) {
+    int64_t most = n - 1;
+    while (most > 1 && (most - 1) * (T / most) + config_.steps_offset >= T) --most;
+    throw Error("--steps " + std::to_string(n) + ": this schedule (" + std::to_string(T) +
+                " training steps, steps_offset " + std::to_string(config_.steps_offset) +
+                ") has room for at most " + std::to_string(most) + " DDIM steps");
+  }
   std::vector<int64_t> ts;
   for (int64_t i = n - 1; i >= 0; --i) ts.push_back(i * ratio + config_.steps_offset);
   return ts;

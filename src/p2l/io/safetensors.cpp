@@ -431,10 +431,12 @@ void save_safetensors(const std::string& path,
   std::vector<torch::Tensor> cpu;
   cpu.reserve(tensors.size());
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata.empty()) {
-    auto& meta = header[kMetadataKey] = nlohmann::ordered_json::object();
-    for (const auto& [key, value] : metadata) meta[key] = value;
-  }
+  // "format": "pt" unless the caller says otherwise: the Hugging Face writers always put it
+  // there, and transformers' from_pretrained refuses a file without it.
+  auto all_metadata = metadata;
+  all_metadata.emplace("format", "pt");
+  auto& meta = header[kMetadataKey] = nlohmann::ordered_json::object();
+  for (const auto& [key, value] : all_metadata) meta[key] = value;
   std::set<std::string> names;
   uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {

@@ -59,8 +59,9 @@ class SafeTensorsFile {
   std::unique_ptr<Impl> impl_;
 };
 
-// Writes tensors (any device; made contiguous and moved to CPU) in the order given, with an
-// optional __metadata__ block. Writes to a temporary file and renames it, so a crash never
+// Writes tensors (any device; made contiguous and moved to CPU) in the order given, with a
+// __metadata__ block of `metadata` plus "format": "pt" (what the Hugging Face libraries expect)
+// unless `metadata` gives a format. Writes to a temporary file and renames it, so a crash never
 // leaves a truncated file under the final name.
 void save_safetensors(const std::string& path,
                       const std::vector<std::pair<std::string, torch::Tensor>>& tensors,

@@ -55,7 +55,7 @@ MeasurementFiles save_measurement(const Measurement& m, const std::string& out,
   std::vector<std::pair<std::string, torch::Tensor>> tensors = {
       {kMeasurementTensor, m.y.detach().to(torch::kCPU).contiguous()}};
   for (const auto& [name, t] : m.op->tensors()) tensors.emplace_back(name, t);
-  io::save_safetensors(files.tensors, tensors, {{"format", kFormat}});
+  io::save_safetensors(files.tensors, tensors, {{"content", kFormat}});
   io::save_png(files.preview, m.y);
 
   nlohmann::json j = extra.is_object() ? extra : nlohmann::json::object();

@@ -55,11 +55,14 @@ struct Problem {
   int64_t height = 0, width = 0;  // of the image to restore
   uint64_t seed = 0;              // one sample (when `seeds` is empty)
   std::vector<uint64_t> seeds;    // one sample per seed
-  std::vector<uint64_t> sample_seeds() const { return seeds.empty() ? std::vector<uint64_t>{seed} : seeds; }
-  int64_t samples() const { return seeds.empty() ? 1 : static_cast<int64_t>(seeds.size()); }
   std::string prompt;  // initial text condition ("" = the null prompt)
   // When set, the solver adds its wall time per component here; unset costs one branch a call.
   ComponentTimes* profile = nullptr;
+
+  std::vector<uint64_t> sample_seeds() const {
+    return seeds.empty() ? std::vector<uint64_t>{seed} : seeds;
+  }
+  int64_t samples() const { return seeds.empty() ? 1 : static_cast<int64_t>(seeds.size()); }
 };
 
 // Network evaluations (batch items count once each call).
