@@ -7,6 +7,7 @@
 #include "goldens.h"
 #include "p2l/diffusion/schedule.h"
 #include "p2l/error.h"
+#include "p2l/solvers/solver.h"
 
 namespace p2l::test {
 namespace {
@@ -86,6 +87,17 @@ TEST(Schedule, FinalStepUsesFirstAlpha) {
 
 // SD's schedule: 1000 training steps with steps_offset 1. 999 DDIM steps run from t = 999 down
 // to 1; 1000 would start at t = 1000, which does not exist: an error naming --steps and 999.
+// Every method's default step count at SD's scale fits SD's schedule (it was 1000: a default
+// run on an SD model failed at its first step).
+TEST(Schedule, SdDefaultStepCountsFitTheSchedule) {
+  const diffusion::NoiseSchedule s;
+  for (const auto& method : solvers::method_names()) {
+    const auto steps =
+        solvers::default_hyperparameters(method, solvers::Scale::kSd512).get_int("steps");
+    EXPECT_NO_THROW(s.timesteps(steps)) << method << ": " << steps << " steps";
+  }
+}
+
 TEST(Schedule, MostStepsTheOffsetLeavesRoomFor) {
   const diffusion::NoiseSchedule s;
   const auto ts = s.timesteps(999);

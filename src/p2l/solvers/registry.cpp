@@ -22,6 +22,10 @@ constexpr double kSmallStep = 1.6;
 constexpr double kSmallLdpsStep = 1.0;
 constexpr double kSmallResampleStep = 0.6;
 
+// The papers' 1000 DDIM steps do not fit SD's schedule: 1000 training steps with
+// steps_offset 1 have no t = 1000, so 999 is the most (diffusion/schedule.cpp).
+constexpr int64_t kSdSteps = 999;
+
 Table common(Scale scale, int64_t sd_steps) {
   // The small model: DPS-type guidance needs a few hundred steps to reach the data (50 steps
   // stayed below the naive reconstruction on the blurs, docs/sweeps/n50); 200 cost 2–25 s.
@@ -35,7 +39,7 @@ Table append(Table a, const Table& b) {
 }
 
 Table ldps_like(Scale scale, double small_rho) {
-  return append(common(scale, 1000),
+  return append(common(scale, kSdSteps),
                 {{"rho", scale == Scale::kSd512 ? 1.0 : small_rho,
                   "step size ρ of the data-fidelity gradient ∇‖y − A(D(ẑ0))‖"}});
 }
@@ -48,7 +52,7 @@ Table gml_dps(Scale scale) {
 }
 
 Table psld(Scale scale) {
-  return append(common(scale, 1000),
+  return append(common(scale, kSdSteps),
                 {{"omega", scale == Scale::kSd512 ? 1.0 : kSmallStep,
                   "weight ω of the measurement term ‖y − A(D(ẑ0))‖"},
                  {"gamma", 0.1, "weight γ of the gluing term ‖ẑ0 − E(x_g)‖"}});
@@ -72,7 +76,7 @@ Table resample(Scale scale) {
 
 Table p2l(Scale scale) {
   return append(
-      common(scale, 1000),
+      common(scale, kSdSteps),
       {{"rho", scale == Scale::kSd512 ? 1.0 : kSmallStep,
         "step size ρ of the data-consistency gradient (step 5)"},
        {"prompt-tuning", 1.0, "tune the text embedding (0 = off, the ablation)", true},
