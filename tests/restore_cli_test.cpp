@@ -171,6 +171,13 @@ TEST_F(RestoreCli, DivergenceNamesTheStepAndKeepsTheLastFiniteEstimate) {
   const auto report = nlohmann::json::parse(slurp(path("div.json")));
   EXPECT_EQ(report["status"], "diverged");
   EXPECT_GE(report["step"].get<int>(), 1);
+  // A batched solve keeps every sample's last finite estimate, side by side in one picture.
+  const auto batched = restore("--measurement " + meas + " --method ldps --steps 10 --rho 1e30 " +
+                               "--samples 3 -o " + path("divs.png"));
+  expect_one_line_error(batched, "diverged at step");
+  const auto last = io::load_image(path("divs.last-finite.png"));
+  EXPECT_EQ(last.size(3), 3 * 64 + 4 * 2);  // three 64² cells with 2-px gaps
+  EXPECT_EQ(nlohmann::json::parse(slurp(path("divs.json")))["status"], "diverged");
 }
 
 TEST_F(RestoreCli, DemoWritesMontageAndTable) {

@@ -162,7 +162,12 @@ void add_restore_command(CLI::App& app) {
           {"method", a->method}, {"status", "diverged"}, {"error", e.what()}, {"step", e.step()}};
       if (e.last_finite_estimate().defined()) {
         const auto saved = beside(a->output, ".last-finite.png");
-        io::save_png(saved, e.last_finite_estimate());
+        // One picture: the sample, or the samples of a batched solve side by side.
+        const auto& last = e.last_finite_estimate();
+        std::vector<torch::Tensor> row;
+        for (int64_t i = 0; i < last.size(0); ++i)
+          row.push_back(last.slice(0, i, i + 1).to(torch::kCPU, torch::kFloat));
+        io::save_png(saved, row.size() == 1 ? row.front() : io::montage({row}));
         report["last_finite_estimate"] = saved;
       }
       io::write_json(report_path, report);

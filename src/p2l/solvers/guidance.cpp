@@ -126,7 +126,7 @@ void Networks::backward(const torch::Tensor& loss, torch::TensorList leaves,
   // Only into `leaves`: a plain loss.backward() also forms and keeps the gradient of every weight
   // of the networks in the graph (they require grad), which no solver uses — as much work again
   // as the input gradient, and the weights' size in memory (3.4 GB for SD's UNet). The gradient
-  // that reaches `leaf` is computed by the same operations either way.
+  // that reaches the leaves is computed by the same operations either way.
   loss.backward({}, {}, /*create_graph=*/false, leaves);
 }
 
