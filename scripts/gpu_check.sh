@@ -7,7 +7,8 @@
 #             fp32, bf16 and fp16, ms / step after SD_WARMUP warm steps, CUDA peak memory
 #   sd-cl     the same for bf16 with channels-last weights (LDPS, P2L)
 #   sd-tune   bf16 LDPS and P2L with cuDNN's benchmark mode, and each network's forward/backward
-#   sd-1000   one whole 999-step P2L solve at 512² in bf16 (SD's schedule with its step offset
+#   sd-1000   one whole 999-step P2L solve at 512² in fp16, the fastest precision measured (SD's
+#             schedule with its step offset
 #             of 1 has no room for 1000 DDIM steps: t = 1000 does not exist, in diffusers either)
 #   batch     the bundled model's batched solves at batch 1, 8 and 64 (samples per second)
 #   eval      `p2l eval --device cuda` on IMAGES in fp32, bf16 and fp16 (5 shards each, all at
@@ -23,12 +24,13 @@
 # (second call, at once, while the machine is warm: the build is kept). 2026-12-04 these took
 # 264 s and 402 s of one 15-minute lease (docs/bench.md); the machine had gone cold in between.
 #   environment: OUT, TORCH_DIR, DEPS_TAR, GOLDENS_TAR, GOLDENS, IMAGES, BUILD_S, EVAL_S,
-#                TEST_S, TEST_FILTER, SD_WARMUP, SD_STEPS
+#                TEST_S, TEST_FILTER, SD_WARMUP, SD_STEPS, SD_1000_PRECISION, SD_1000_S
 #
 # DEPS_TAR: a .tar.xz of a usr/ prefix holding the build's other dependencies (nlohmann-json,
 # yaml-cpp, CLI11, ICU, GoogleTest, stb) for a machine where they cannot be installed; made on
 # Debian 12 by unpacking their .deb files (`apt-get download` + `dpkg -x`; docs/bench.md).
-# GOLDENS_TAR: the goldens folder as a .tar.xz (unpacked to /tmp/p2l-goldens).
+# GOLDENS_TAR: a goldens folder as a .tar.xz (unpacked to /tmp/p2l-goldens); by default the
+# tests read the repository's copy (tests/goldens).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-runs/gpu-check}
@@ -41,12 +43,12 @@ if [[ -n ${DEPS_TAR:-} ]]; then
   prefix=/tmp/p2l-deps/usr
   export LD_LIBRARY_PATH=$prefix/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
-goldens=${GOLDENS:-${P2L_GOLDENS:-../shared/goldens}}
+goldens=${GOLDENS:-${P2L_GOLDENS:-}}
 if [[ -n ${GOLDENS_TAR:-} ]]; then
   [[ -f /tmp/p2l-goldens/goldens.json ]] || { mkdir -p /tmp/p2l-goldens && tar -xJf "$GOLDENS_TAR" -C /tmp/p2l-goldens; }
   goldens=/tmp/p2l-goldens
 fi
-export P2L_GOLDENS=$goldens
+[[ -n $goldens ]] && export P2L_GOLDENS=$goldens
 torch_dir=${TORCH_DIR:-$(python3 -c 'import torch, os; print(os.path.join(torch.utils.cmake_prefix_path, "Torch"))')}
 nproc_=$(nproc)
 {
@@ -105,9 +107,10 @@ if want sd-tune; then
 fi
 
 if want sd-1000; then
-  say "SD v1 512², one 1000-step P2L solve in bf16"
-  timeout 200 $bench --device cuda --no-bundled --sd 512 --sd-methods p2l --sd-steps 999 \
-    --precision bf16 --peak-size 4096 >"$out/bench-sd-1000.txt" 2>&1
+  say "SD v1 512², one 999-step P2L solve in ${SD_1000_PRECISION:-fp16}"
+  timeout "${SD_1000_S:-260}" $bench --device cuda --no-bundled --sd 512 --sd-methods p2l \
+    --sd-steps 999 --precision "${SD_1000_PRECISION:-fp16}" --peak-size 4096 \
+    >"$out/bench-sd-1000.txt" 2>&1
   echo "rc $?"; grep -E '^\| p2l \| [0-9.]+ \|' "$out/bench-sd-1000.txt"
 fi
 

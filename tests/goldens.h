@@ -1,4 +1,5 @@
-// Access to the shared golden tensors (../shared/goldens, or $P2L_GOLDENS) for the tests.
+// Access to the golden tensors for the tests: $P2L_GOLDENS, else the repository's copy
+// (tests/goldens, linked into the build folder with the assembled single files).
 // Everything about the golden set (configs, shapes, prompts, tolerances) is read from its files.
 #pragma once
 

@@ -14,6 +14,7 @@
 
 #include <unistd.h>
 
+#include "goldens.h"
 #include "p2l/error.h"
 
 namespace p2l::io {
@@ -367,10 +368,7 @@ TEST_F(SafetensorsTest, RejectsDataTruncatedAfterWriting) {
 // --- The project's goldens -----------------------------------------------------------------------
 
 TEST_F(SafetensorsTest, LoadsGoldens) {
-  const char* env = std::getenv("P2L_GOLDENS");
-  const fs::path dir =
-      env != nullptr && *env != '\0' ? fs::path(env) : fs::path(P2L_DEFAULT_GOLDENS);
-  const fs::path path = dir / "goldens.safetensors";
+  const fs::path path = fs::path(test::goldens_dir()) / "goldens.safetensors";
   ASSERT_TRUE(fs::exists(path)) << "no goldens at " << path;
   SafeTensorsFile f(path.string());
   ASSERT_FALSE(f.tensors().empty());

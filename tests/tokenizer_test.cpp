@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "goldens.h"
 #include "p2l/error.h"
 #include "p2l/io/safetensors.h"
 
@@ -20,10 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string goldens_dir() {
-  if (const char* env = std::getenv("P2L_GOLDENS"); env != nullptr && *env != '\0') return env;
-  return P2L_DEFAULT_GOLDENS;
-}
+using test::goldens_dir;
 
 std::string tokenizer_dir() { return goldens_dir() + "/diffusers/tokenizer"; }
 

@@ -43,7 +43,7 @@ void add_autoencode_command(CLI::App& app) {
     load.device = parse_device(a->device);
     auto sd = model::load_stable_diffusion(a->model, load);
     const auto images = eval::collect_images(a->images, "");
-    if (!a->output.empty()) fs::create_directories(a->output);
+    if (!a->output.empty()) io::check_writable((fs::path(a->output) / "report.json").string());
     torch::InferenceMode inference;
     nlohmann::json rows = nlohmann::json::array();
     double psnr_sum = 0, ssim_sum = 0;

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "p2l/io/json_file.h"
 #include "p2l/error.h"
 #include "p2l/io/image.h"
 #include "p2l/operators/measurement.h"
@@ -85,6 +86,7 @@ void add_degrade_command(CLI::App& app) {
                 "and the operator is built for the image it came from (sr: --factor times larger)");
 
   cmd->callback([=] {
+    io::check_writable(a->output + ".json");
     const auto task = ops::parse_task(a->task);
     using ops::Task;
     require_task(factor, task == Task::kSuperResolution, "sr");

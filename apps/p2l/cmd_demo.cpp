@@ -59,6 +59,7 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("-o,--output", a->output, "Montage PNG (a JSON with the table is written beside)");
   add_compute_flags(cmd, a->compute);
   cmd->callback([a] {
+    io::check_writable(a->output);  // before the work, not after it
     for (const auto& m : a->methods) solvers::default_hyperparameters(m, solvers::Scale::kSmall);
     for (const auto& t : a->tasks) ops::parse_task(t);
     const auto load = load_options(a->compute);

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "p2l/io/json_file.h"
 #include "p2l/error.h"
 #include "p2l/eval/inputs.h"
 #include "p2l/eval/results.h"
@@ -128,6 +129,7 @@ void add_eval_command(CLI::App& app) {
     }
     if (a->model.empty()) throw Error("eval: -m/--model is required");
     if (a->output.empty()) throw Error("eval: -o/--output DIR is required");
+    io::check_writable((fs::path(a->output) / "plan.json").string());
     eval::EvalOptions options;
     // The shard spec is checked before any work, as are tasks, methods and variants.
     if (shard->count() > 0)

@@ -124,6 +124,8 @@ void add_restore_command(CLI::App& app) {
     group->add_option_function<std::string>(
         "--" + h.name, [a, name = h.name](const std::string& v) { a->values[name] = v; }, h.help);
   cmd->callback([a] {
+    io::check_writable(a->output);  // before the work, not after it
+    if (!a->report.empty()) io::check_writable(a->report);
     auto measurement = operators::load_measurement(a->measurement);
     auto load = load_options(a->compute);
     load.config_yaml = a->config;

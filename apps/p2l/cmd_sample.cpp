@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "p2l/io/json_file.h"
 #include "p2l/diffusion/text_to_image.h"
 #include "p2l/error.h"
 #include "p2l/io/image.h"
@@ -39,6 +40,7 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--tokenizer", a->tokenizer, "Folder with vocab.json and merges.txt");
   add_compute_flags(cmd, a->compute);
   cmd->callback([=] {
+    io::check_writable(a->output);  // before the work, not after it
     auto load = load_options(a->compute);
     load.config_yaml = a->config;
     load.tokenizer_dir = a->tokenizer;

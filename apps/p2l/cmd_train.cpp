@@ -69,9 +69,9 @@ struct TrainArgs {
 };
 
 nlohmann::json read_json_file(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path.string() + ": missing (run the earlier training stages first)");
-  return nlohmann::json::parse(in);
+  if (!fs::exists(path))
+    throw Error(path.string() + ": missing (run the earlier training stages first)");
+  return io::read_json(path.string());
 }
 
 void write_json_file(const fs::path& path, const nlohmann::json& j) {

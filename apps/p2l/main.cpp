@@ -3,7 +3,11 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "commands.h"
 #include "p2l/allocator.h"
@@ -47,6 +51,33 @@ model::LoadOptions load_options(const ComputeFlags& flags) {
   return load;
 }
 
+// Every number flag of every command: CLI11 reads "nan" and "inf" as numbers and wraps "-1" into
+// 2^64 - 1 for an unsigned one; p2l refuses both with one line naming the flag.
+void check_number_flags(CLI::App* app) {
+  for (auto* option : app->get_options()) {
+    const std::string type = option->get_type_name();
+    if (type.find("FLOAT") != std::string::npos)
+      option->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            char* end = nullptr;
+            const double v = std::strtod(value.c_str(), &end);
+            return end != value.c_str() && !std::isfinite(v) ? "not a finite number: " + value
+                                                              : std::string();
+          },
+          ""));
+    if (type.find("UINT") != std::string::npos)
+      option->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            const auto first = value.find_first_not_of(" \t");
+            return first != std::string::npos && value[first] == '-'
+                       ? "must not be negative: " + value
+                       : std::string();
+          },
+          ""));
+  }
+  for (auto* sub : app->get_subcommands({})) check_number_flags(sub);
+}
+
 }  // namespace p2l::cli
 
 int main(int argc, char** argv) {
@@ -58,8 +89,10 @@ int main(int argc, char** argv) {
                        "LibTorch, CUDA, the attention path and the precisions this build has");
   int threads = 0;
   bool verbose = false, quiet = false;
+  // More threads than cores only slow the work down; 100 000 of them hung the process.
+  const int max_threads = 4 * std::max(1u, std::thread::hardware_concurrency());
   app.add_option("--threads", threads, "CPU threads for LibTorch (default: all cores)")
-      ->check(p2l::cli::non_negative());
+      ->check(CLI::Range(0, max_threads).description(""));
   app.add_flag("-v,--verbose", verbose, "Debug messages (e.g. ignored checkpoint tensors)");
   app.add_flag("-q,--quiet", quiet, "Only errors");
   app.parse_complete_callback([&] {
@@ -79,6 +112,7 @@ int main(int argc, char** argv) {
   p2l::cli::add_eval_command(app);
   p2l::cli::add_autoencode_command(app);
   p2l::cli::add_train_command(app);
+  p2l::cli::check_number_flags(&app);
 
   // CLI11 would only say "a subcommand is required"; name the unknown one instead.
   if (argc > 1 && argv[1][0] != '-') {

@@ -1,6 +1,9 @@
 #include "p2l/diffusion/text_to_image.h"
 
+#include <cmath>
+
 #include "p2l/error.h"
+#include "p2l/model/memory.h"
 
 namespace p2l::diffusion {
 
@@ -60,6 +63,10 @@ TextToImageResult text_to_image(model::StableDiffusion& model, const TextToImage
     throw Error("image size " + std::to_string(o.width) + "x" + std::to_string(o.height) +
                 " must be positive multiples of " + std::to_string(f));
   if (o.steps <= 0) throw Error("--steps must be positive");
+  if (!std::isfinite(o.cfg_scale) || !std::isfinite(o.eta))
+    throw Error("the guidance scale and eta must be finite numbers");
+  model::check_run_fits(model.config, 1, o.height, o.width, model.dtype(), model.device(),
+                        "sample");
   torch::Tensor cond, uncond;
   {
     torch::NoGradGuard no_grad;

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 
 namespace p2l::eval {
 
@@ -46,7 +47,7 @@ ResultsFile read_results(const std::string& path) {
     file.complete_bytes = start;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
-      auto record = nlohmann::json::parse(line);
+      auto record = io::parse_json(line, path + ":" + std::to_string(line_number));
       record_key(record);  // has the key fields
       record.at("status").get<std::string>();
       file.records.push_back(std::move(record));

@@ -5,11 +5,24 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <string_view>
 
 namespace p2l::io {
 
+// The deepest nesting p2l reads. Its own files need a handful of levels; the bound keeps a hostile
+// file (100,000 nested arrays) from exhausting the stack in the parser or in the destructor.
+constexpr int kMaxJsonDepth = 64;
+
+// Throws p2l::Error "<source>: JSON nests deeper than 64 levels" before anything is parsed.
+void check_json_depth(std::string_view text, const std::string& source);
+// Parses JSON text after the depth check; errors start with `source` (a path, "path:line", …).
+nlohmann::json parse_json(std::string_view text, const std::string& source);
 nlohmann::json read_json(const std::string& path);  // throws p2l::Error naming the file
 void write_json(const std::string& path, const nlohmann::json& j);
+// Before a long run: makes the output's folder and tries to create its temporary file, so that an
+// output that cannot be written ("/proc/x.png", a read-only folder) is one line naming the path
+// and the reason at the start, not after the work. Throws p2l::Error.
+void check_writable(const std::string& path);
 // Any text file, written the same atomic way (reports, tables, plots).
 void write_text(const std::string& path, const std::string& text);
 // Appends one compact line (JSON Lines) and flushes it to disk.

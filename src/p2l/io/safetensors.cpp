@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 
 // The format stores little-endian data and we memcpy it straight into tensors.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors I/O assumes little-endian");
@@ -94,6 +95,7 @@ nlohmann::json parse_header(const std::string& path, const char* data, size_t si
     return true;
   };
   nlohmann::json header;
+  check_json_depth(std::string_view(data, size), "safetensors '" + path + "': header");
   try {
     header = nlohmann::json::parse(data, data + size, callback);
   } catch (const nlohmann::json::exception& e) {

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 #include "p2l/io/safetensors.h"
 #include "p2l/log.h"
 
@@ -204,28 +205,6 @@ std::string text_prefix(const Shapes& shapes) {
   return modern;
 }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-nlohmann::json read_json(const std::string& path) {
-  try {
-    return nlohmann::json::parse(read_text_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": malformed JSON (" + e.what() + ")");
-  }
-}
-
-void write_json(const std::string& path, const nlohmann::json& j) {
-  std::ofstream out(path);
-  out << j.dump(2) << "\n";
-  if (!out) throw Error("cannot write " + path);
-}
-
 std::string dtype_summary(const std::set<std::string>& names) {
   std::string out;
   for (const auto& n : names) out += (out.empty() ? "" : "+") + n;
@@ -233,7 +212,7 @@ std::string dtype_summary(const std::set<std::string>& names) {
 }
 
 std::shared_ptr<const ClipTokenizer> find_tokenizer(const std::string& model_tokenizer_dir,
-                                                    const LoadOptions& options) {
+                                                    int64_t vocab_size, const LoadOptions& options) {
   std::vector<std::string> candidates;
   if (!options.tokenizer_dir.empty()) {
     candidates.push_back(options.tokenizer_dir);
@@ -242,8 +221,19 @@ std::shared_ptr<const ClipTokenizer> find_tokenizer(const std::string& model_tok
     candidates.push_back((fs::path(data_dir()) / "clip-tokenizer").string());
   }
   for (const auto& dir : candidates) {
-    if (fs::exists(fs::path(dir) / "vocab.json") || !options.tokenizer_dir.empty())
-      return std::make_shared<const ClipTokenizer>(ClipTokenizer::from_directory(dir));
+    if (fs::exists(fs::path(dir) / "vocab.json") || !options.tokenizer_dir.empty()) {
+      auto tokenizer = std::make_shared<const ClipTokenizer>(ClipTokenizer::from_directory(dir));
+      // A token id beyond the text encoder's embedding table would end in LibTorch's "index out
+      // of range in self" at the first prompt: a model without its own tokenizer/ whose
+      // vocabulary is smaller than CLIP's.
+      if (static_cast<int64_t>(tokenizer->vocab_size()) > vocab_size)
+        throw Error(dir + ": the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
+                    " tokens, the text encoder " + std::to_string(vocab_size) +
+                    (options.tokenizer_dir.empty() && dir != model_tokenizer_dir
+                         ? " (the model has no tokenizer/ folder; give --tokenizer DIR)"
+                         : ""));
+      return tokenizer;
+    }
   }
   log::warn("no tokenizer found: prompts cannot be encoded (pass --tokenizer DIR)");
   return nullptr;
@@ -320,10 +310,16 @@ Layout detect_layout(const std::string& path) {
   const fs::path p(path);
   if (!fs::exists(p)) throw Error(path + ": no such file or folder");
   if (fs::is_directory(p)) {
-    if (fs::exists(p / "model_index.json") || fs::exists(p / "unet" / "config.json"))
-      return Layout::Diffusers;
-    throw Error(path + ": not a model (a folder needs model_index.json and unet/, vae/, "
-                "text_encoder/ as diffusers writes them)");
+    // model_index.json is what makes a folder a pipeline in diffusers too: without it, or with a
+    // broken one, from_pretrained refuses the folder, so p2l does as well.
+    const fs::path index = p / "model_index.json";
+    if (!fs::exists(index))
+      throw Error(path + ": not a model (a folder needs model_index.json and unet/, vae/, "
+                  "text_encoder/ as diffusers writes them)");
+    const auto j = io::read_json(index.string());
+    if (!j.is_object() || !j.contains("_class_name") || !j["_class_name"].is_string())
+      throw Error(index.string() + ": not a diffusers pipeline index (no \"_class_name\")");
+    return Layout::Diffusers;
   }
   check_no_pickle(p);
   if (p.extension() == ".safetensors") return Layout::SingleFile;
@@ -533,13 +529,24 @@ ModelConfig diffusers_config(const fs::path& dir) {
     if (!fs::is_directory(dir / sub))
       throw Error(dir.string() + ": not a model (no " + sub + "/ folder)");
   ModelConfig config;
-  config.unet = UNetConfig::from_json(read_json((dir / "unet" / "config.json").string()));
-  config.vae = VaeConfig::from_json(read_json((dir / "vae" / "config.json").string()));
-  config.text =
-      ClipTextConfig::from_json(read_json((dir / "text_encoder" / "config.json").string()));
+  // Each config's errors name its file.
+  const auto read = [&](const char* component, const auto& from_json) {
+    const auto path = (dir / component / "config.json").string();
+    const auto j = io::read_json(path);
+    try {
+      return from_json(j);
+    } catch (const Error& e) {
+      throw Error(path + ": " + e.what());
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(path + ": " + e.what());
+    }
+  };
+  config.unet = read("unet", UNetConfig::from_json);
+  config.vae = read("vae", VaeConfig::from_json);
+  config.text = read("text_encoder", ClipTextConfig::from_json);
   const auto scheduler = dir / "scheduler" / "scheduler_config.json";
   if (fs::exists(scheduler))
-    config.schedule = diffusion::ScheduleConfig::from_json(read_json(scheduler.string()));
+    config.schedule = diffusion::ScheduleConfig::from_json(io::read_json(scheduler.string()));
   return config;
 }
 
@@ -560,8 +567,75 @@ ModelConfig single_file_config(const fs::path& path, const Shapes& shapes,
   return yaml.empty() ? config_from_shapes(shapes) : config_from_original_yaml(yaml, shapes);
 }
 
+// The sizes a diffusers folder's config.json files claim, checked against its weight files'
+// headers before any module is built: a config that lies (a million layers, a wider network)
+// would otherwise allocate what the weights never held.
+void check_config_against_weights(const ModelConfig& config, const fs::path& dir,
+                                  const std::map<Component, Shapes>& shapes) {
+  const auto config_file = [&](Component component) {
+    return (dir / component_name(component) / "config.json").string();
+  };
+  const auto check = [&](Component component, const std::string& what, int64_t claimed,
+                         int64_t stored) {
+    if (claimed != stored)
+      throw Error(config_file(component) + ": " + what + " is " + std::to_string(claimed) +
+                  ", the weights hold " + std::to_string(stored));
+  };
+  // A width read from one stored tensor's shape. A tensor that is absent or of another rank is
+  // left to the loader, which names it with the shape it expects.
+  const auto dim = [&](Component component, const std::string& name, size_t axis, size_t rank) {
+    return [&, component, name, axis, rank](const std::string& what, int64_t claimed) {
+      const auto* shape = find_shape(shapes.at(component), name);
+      if (shape == nullptr || shape->size() != rank || (*shape)[axis] == claimed) return;
+      throw Error(config_file(component) + " expects " + what + " " + std::to_string(claimed) +
+                  " in '" + name + "', which has shape " + c10::str(*shape));
+    };
+  };
+  const auto& text = config.text;
+  const auto T = Component::TextEncoder;
+  check(T, "num_hidden_layers", text.num_layers,
+        count_indexed(shapes.at(T), "text_model.encoder.layers."));
+  dim(T, "text_model.embeddings.token_embedding.weight", 1, 2)("hidden_size", text.hidden_size);
+  dim(T, "text_model.embeddings.token_embedding.weight", 0, 2)("vocab_size", text.vocab_size);
+  dim(T, "text_model.embeddings.position_embedding.weight", 0, 2)("max_position_embeddings",
+                                                                   text.max_positions);
+  dim(T, "text_model.encoder.layers.0.mlp.fc1.weight", 0, 2)("intermediate_size",
+                                                             text.intermediate_size);
+  const auto& unet = config.unet;
+  const auto U = Component::UNet;
+  const auto levels = static_cast<int64_t>(unet.block_out_channels.size());
+  check(U, "the number of block_out_channels", levels, count_indexed(shapes.at(U), "down_blocks."));
+  check(U, "layers_per_block", unet.layers_per_block,
+        count_indexed(shapes.at(U), "down_blocks.0.resnets."));
+  for (int64_t level = 0; level < levels; ++level)
+    dim(U, "down_blocks." + std::to_string(level) + ".resnets.0.conv1.weight", 0, 4)(
+        "block_out_channels[" + std::to_string(level) + "]", unet.block_out_channels[level]);
+  dim(U, "conv_in.weight", 1, 4)("in_channels", unet.in_channels);
+  const auto& vae = config.vae;
+  const auto V = Component::Vae;
+  const auto vae_levels = static_cast<int64_t>(vae.block_out_channels.size());
+  check(V, "the number of block_out_channels", vae_levels,
+        count_indexed(shapes.at(V), "encoder.down_blocks."));
+  check(V, "layers_per_block", vae.layers_per_block,
+        count_indexed(shapes.at(V), "encoder.down_blocks.0.resnets."));
+  for (int64_t level = 0; level < vae_levels; ++level)
+    dim(V, "encoder.down_blocks." + std::to_string(level) + ".resnets.0.conv1.weight", 0, 4)(
+        "block_out_channels[" + std::to_string(level) + "]", vae.block_out_channels[level]);
+  dim(V, "decoder.conv_in.weight", 1, 4)("latent_channels", vae.latent_channels);
+}
+
 StableDiffusion load_diffusers(const fs::path& dir, const LoadOptions& options) {
   const ModelConfig config = diffusers_config(dir);
+  std::map<Component, std::unique_ptr<io::SafeTensorsFile>> files;
+  std::map<Component, Shapes> shapes;
+  for (const auto& [component, stem] :
+       {std::pair{Component::TextEncoder, "model"}, std::pair{Component::UNet, "diffusion_pytorch_model"},
+        std::pair{Component::Vae, "diffusion_pytorch_model"}}) {
+    files[component] = std::make_unique<io::SafeTensorsFile>(
+        component_weights(dir / component_name(component), stem));
+    for (const auto& info : files[component]->tensors()) shapes[component][info.name] = info.shape;
+  }
+  check_config_against_weights(config, dir, shapes);
   // Made in the computing type and moved to the device first: each stored tensor then goes
   // straight there (no float32 host copy of a bf16 GPU model).
   StableDiffusion sd = StableDiffusion::create(config, options.dtype);
@@ -572,15 +646,12 @@ StableDiffusion load_diffusers(const fs::path& dir, const LoadOptions& options) 
   struct Part {
     Component component;
     torch::nn::Module* module;
-    std::string stem;
   };
-  const std::vector<Part> parts = {
-      {Component::TextEncoder, sd.text_encoder.ptr().get(), "model"},
-      {Component::UNet, sd.unet.ptr().get(), "diffusion_pytorch_model"},
-      {Component::Vae, sd.vae.ptr().get(), "diffusion_pytorch_model"}};
+  const std::vector<Part> parts = {{Component::TextEncoder, sd.text_encoder.ptr().get()},
+                                   {Component::UNet, sd.unet.ptr().get()},
+                                   {Component::Vae, sd.vae.ptr().get()}};
   for (const auto& part : parts) {
-    const auto folder = dir / component_name(part.component);
-    const io::SafeTensorsFile file(component_weights(folder, part.stem));
+    const io::SafeTensorsFile& file = *files.at(part.component);
     std::map<std::string, std::string> stored_name;  // normalised diffusers name → stored name
     std::set<std::string> available, used;
     for (const auto& info : file.tensors()) {
@@ -605,7 +676,8 @@ StableDiffusion load_diffusers(const fs::path& dir, const LoadOptions& options) 
     report_unused(available, used, file.path());
   }
   sd.storage_dtype = dtype_summary(dtypes);
-  sd.tokenizer = find_tokenizer((dir / "tokenizer").string(), options);
+  sd.tokenizer =
+      find_tokenizer((dir / "tokenizer").string(), config.text.vocab_size, options);
   return sd;
 }
 
@@ -642,7 +714,7 @@ StableDiffusion load_single_file(const fs::path& path, const LoadOptions& option
   }
   report_unused(available, used, file.path());
   sd.storage_dtype = dtype_summary(dtypes);
-  sd.tokenizer = find_tokenizer("", options);
+  sd.tokenizer = find_tokenizer("", config.text.vocab_size, options);
   return sd;
 }
 
@@ -753,25 +825,25 @@ void save_diffusers(StableDiffusion& model, const std::string& dir_path, torch::
 
   auto unet = c.unet.to_json();
   unet["_class_name"] = "UNet2DConditionModel";
-  write_json((dir / "unet" / "config.json").string(), unet);
+  io::write_json((dir / "unet" / "config.json").string(), unet);
   io::save_safetensors((dir / "unet" / "diffusion_pytorch_model.safetensors").string(),
                        component_tensors(*model.unet, Component::UNet, c, true, storage));
 
   auto vae = c.vae.to_json();
   vae["_class_name"] = "AutoencoderKL";
-  write_json((dir / "vae" / "config.json").string(), vae);
+  io::write_json((dir / "vae" / "config.json").string(), vae);
   io::save_safetensors((dir / "vae" / "diffusion_pytorch_model.safetensors").string(),
                        component_tensors(*model.vae, Component::Vae, c, true, storage));
 
   auto text = c.text.to_json();
   text["architectures"] = {"CLIPTextModel"};
   text["model_type"] = "clip_text_model";
-  write_json((dir / "text_encoder" / "config.json").string(), text);
+  io::write_json((dir / "text_encoder" / "config.json").string(), text);
   io::save_safetensors(
       (dir / "text_encoder" / "model.safetensors").string(),
       component_tensors(*model.text_encoder, Component::TextEncoder, c, true, storage));
 
-  write_json((dir / "scheduler" / "scheduler_config.json").string(), c.schedule.to_json());
+  io::write_json((dir / "scheduler" / "scheduler_config.json").string(), c.schedule.to_json());
   nlohmann::json index = {{"_class_name", "StableDiffusionPipeline"},
                           {"scheduler", {"diffusers", "DDIMScheduler"}},
                           {"text_encoder", {"transformers", "CLIPTextModel"}},
@@ -781,7 +853,7 @@ void save_diffusers(StableDiffusion& model, const std::string& dir_path, torch::
                           {"safety_checker", {nullptr, nullptr}},
                           {"feature_extractor", {nullptr, nullptr}},
                           {"requires_safety_checker", false}};
-  write_json((dir / "model_index.json").string(), index);
+  io::write_json((dir / "model_index.json").string(), index);
   if (!tokenizer_source_dir.empty()) {
     fs::create_directories(dir / "tokenizer");
     for (const char* name : {"vocab.json", "merges.txt"})

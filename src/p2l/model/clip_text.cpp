@@ -39,6 +39,19 @@ void ClipTextConfig::validate() const {
   if (vocab_size <= 0 || hidden_size <= 0 || intermediate_size <= 0 || num_layers <= 0 ||
       num_heads <= 0 || max_positions <= 0)
     throw Error("text encoder config: sizes must be positive");
+  // Far above every released SD-family text encoder (CLIP ViT-L: 12 layers × 768, OpenCLIP bigG:
+  // 32 × 1280): a lying config.json is refused before a module is built.
+  const auto at_most = [](int64_t value, int64_t bound, const char* name) {
+    if (value > bound)
+      throw Error(std::string("text encoder config: ") + name + " " + std::to_string(value) +
+                  " is beyond p2l's bound of " + std::to_string(bound));
+  };
+  at_most(vocab_size, 1 << 20, "vocab_size");
+  at_most(hidden_size, 8192, "hidden_size");
+  at_most(intermediate_size, 32768, "intermediate_size");
+  at_most(num_layers, 64, "num_hidden_layers");
+  at_most(num_heads, 128, "num_attention_heads");
+  at_most(max_positions, 4096, "max_position_embeddings");
   if (hidden_size % num_heads != 0)
     throw Error("text encoder config: hidden_size " + std::to_string(hidden_size) +
                 " is not divisible by num_attention_heads " + std::to_string(num_heads));

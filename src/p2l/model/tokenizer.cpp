@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 
 namespace p2l::model {
 namespace {
@@ -363,12 +364,7 @@ ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json,
   tok.vocab_path_ = vocab_json;
 
   // vocab.json: {"token": id, ...}
-  nlohmann::json vocab;
-  try {
-    vocab = nlohmann::json::parse(read_file(vocab_json));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("tokenizer: " + vocab_json + ": malformed JSON: " + e.what());
-  }
+  const nlohmann::json vocab = io::parse_json(read_file(vocab_json), "tokenizer: " + vocab_json);
   if (!vocab.is_object() || vocab.empty()) {
     throw Error("tokenizer: " + vocab_json + ": expected a non-empty object of token -> id");
   }
@@ -484,6 +480,10 @@ std::vector<std::string> ClipTokenizer::bpe(const std::string& word) const {
 }
 
 std::vector<int64_t> ClipTokenizer::encode(const std::string& text) const {
+  if (text.size() > kMaxPromptBytes)
+    throw Error("tokenizer: the prompt is " + std::to_string(text.size()) + " bytes, more than " +
+                std::to_string(kMaxPromptBytes) + " (the text encoder reads its first " +
+                std::to_string(kMaxLength - 2) + " tokens)");
   std::vector<int64_t> ids;
   for (const std::string& word : clip_pre_tokenize(text)) {
     // CLIP's bpe cache is seeded with the two special tokens, so they come out whole.

@@ -33,6 +33,8 @@ class ClipTokenizer {
   static ClipTokenizer from_directory(const std::string& dir);
 
   // BPE ids of the cleaned text, without BOS/EOS, untruncated.
+  // Texts longer than this are refused: a megabyte of prompt would only be tokenized to be cut.
+  static constexpr size_t kMaxPromptBytes = 16384;
   std::vector<int64_t> encode(const std::string& text) const;
   // BOS + ids + EOS, truncated to max_length (keeping EOS last), padded with EOS to max_length.
   std::vector<int64_t> tokenize(const std::string& text, int max_length = kMaxLength) const;

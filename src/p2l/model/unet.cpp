@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "p2l/error.h"
@@ -105,6 +106,19 @@ void UNetConfig::validate() const {
   if (in_channels <= 0 || out_channels <= 0 || layers_per_block <= 0 || context_dim <= 0 ||
       transformer_depth <= 0 || norm_groups <= 0)
     fail("sizes must be positive");
+  // Far above every released SD-family UNet (SD v1: 4 levels up to 1280 channels, 2 layers):
+  // a lying config is refused before a module is built.
+  const auto at_most = [&](int64_t value, int64_t bound, const std::string& name) {
+    if (value > bound)
+      fail(name + " " + std::to_string(value) + " is beyond p2l's bound of " + std::to_string(bound));
+  };
+  at_most(static_cast<int64_t>(block_out_channels.size()), 8, "the number of levels");
+  for (auto ch : block_out_channels) at_most(ch, 8192, "block_out_channels");
+  at_most(layers_per_block, 16, "layers_per_block");
+  at_most(transformer_depth, 32, "transformer_depth");
+  at_most(context_dim, 8192, "cross_attention_dim");
+  at_most(std::max(in_channels, out_channels), 64, "in/out_channels");
+  at_most(sample_size, 1024, "sample_size");
   if (block_out_channels[0] % 2 != 0) fail("block_out_channels[0] must be even");
   if (sample_size <= 0) fail("sample_size must be positive");
   for (auto ch : block_out_channels) {

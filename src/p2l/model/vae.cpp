@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "p2l/error.h"
@@ -60,6 +61,15 @@ void VaeConfig::validate() const {
   if (in_channels <= 0 || out_channels <= 0 || latent_channels <= 0 || layers_per_block <= 0 ||
       norm_groups <= 0)
     fail("sizes must be positive");
+  // Far above every released SD-family autoencoder (SD v1: 4 levels up to 512 channels).
+  const auto at_most = [&](int64_t value, int64_t bound, const std::string& name) {
+    if (value > bound)
+      fail(name + " " + std::to_string(value) + " is beyond p2l's bound of " + std::to_string(bound));
+  };
+  at_most(static_cast<int64_t>(block_out_channels.size()), 8, "the number of levels");
+  for (auto ch : block_out_channels) at_most(ch, 4096, "block_out_channels");
+  at_most(layers_per_block, 16, "layers_per_block");
+  at_most(std::max({in_channels, out_channels, latent_channels}), 64, "in/out/latent_channels");
   for (auto ch : block_out_channels)
     if (ch <= 0 || ch % norm_groups != 0)
       fail("channels " + std::to_string(ch) + " not divisible by " +

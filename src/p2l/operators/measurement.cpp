@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 #include "p2l/io/image.h"
 #include "p2l/io/safetensors.h"
 #include "p2l/operators/factory.h"
@@ -83,17 +84,12 @@ MeasurementFiles save_measurement(const Measurement& m, const std::string& out,
 }
 
 Measurement load_measurement(const std::string& json_path) {
-  std::ifstream stream(json_path);
-  if (!stream) throw Error(json_path + ": cannot read measurement file");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(stream);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(json_path + ": not valid JSON (" + e.what() + ")");
-  }
+  if (!fs::is_regular_file(json_path)) throw Error(json_path + ": cannot read measurement file");
+  const nlohmann::json j = io::read_json(json_path);
   if (!j.is_object() || j.value("format", "") != kFormat)
     throw Error(json_path + ": not a p2l measurement (format is not \"" + kFormat + "\")");
   Measurement m;
+  NamedTensors tensors;
   try {
     if (j.at("version").get<int>() > kVersion)
       throw Error(json_path + ": written by a newer p2l (version " + j["version"].dump() + ")");
@@ -103,7 +99,6 @@ Measurement load_measurement(const std::string& json_path) {
     const auto y_name = j.at("measurement_tensor").get<std::string>();
     if (!file.contains(y_name))
       throw Error(tensor_path.string() + ": has no measurement tensor '" + y_name + "'");
-    NamedTensors tensors;
     for (const auto& info : file.tensors())
       if (info.name != y_name) tensors[info.name] = file.load(info.name);
     m.y = file.load(y_name);
@@ -118,6 +113,19 @@ Measurement load_measurement(const std::string& json_path) {
   }
   if (m.y.dim() != 4)
     throw Error(json_path + ": the measurement must be [B, C, h, w], got " + c10::str(m.y.sizes()));
+  if (!torch::isFloatingType(m.y.scalar_type()))
+    throw Error(json_path + ": the measurement tensor is " + std::string(c10::toString(m.y.scalar_type())) +
+                ", not floating point");
+  // A NaN or Inf in y or in the operator would surface only after the whole solve, as a
+  // divergence; it is a defect of the file.
+  if (!torch::isfinite(m.y).all().item<bool>())
+    throw Error(json_path + ": the measurement holds NaN or Inf values");
+  for (const auto& [name, tensor] : tensors)
+    if (torch::isFloatingType(tensor.scalar_type()) && !torch::isfinite(tensor).all().item<bool>())
+      throw Error(json_path + ": the operator's tensor '" + name + "' holds NaN or Inf values");
+  if (m.height <= 0 || m.width <= 0 || m.height > 16384 || m.width > 16384)  // kMaxImageSide
+    throw Error(json_path + ": image_size " + std::to_string(m.width) + "x" +
+                std::to_string(m.height) + " is not between 1 and 16384 a side");
   const auto expected = m.op->output_shape({m.y.size(0), m.y.size(1), m.height, m.width});
   if (m.y.sizes().vec() != expected)
     throw Error(json_path + ": the measurement has shape " + c10::str(m.y.sizes()) +

@@ -8,6 +8,7 @@
 
 #include "p2l/io/image.h"
 #include "p2l/metrics/image_quality.h"
+#include "p2l/model/memory.h"
 #include "p2l/model/precision.h"
 #include "p2l/operators/naive.h"
 #include "p2l/operators/stacked.h"
@@ -104,6 +105,8 @@ RestoreOutcome restore(model::StableDiffusion& model, const operators::Measureme
   auto solver = solver_for(request, model, measurement);
   auto problem = problem_for(model, measurement, request);
   if (request.samples < 1) throw Error("--samples must be at least 1");
+  model::check_run_fits(model.config, request.samples, measurement.height, measurement.width,
+                        model.dtype(), model.device(), "restore");
   if (request.samples > 1)
     for (int64_t i = 0; i < request.samples; ++i)
       problem.seeds.push_back(request.seed + 2 * static_cast<uint64_t>(i));

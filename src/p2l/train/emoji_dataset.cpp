@@ -9,6 +9,7 @@
 #include <map>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 #include "p2l/io/image.h"
 
 namespace p2l::train {
@@ -82,15 +83,9 @@ std::vector<EmojiItem> list_emoji(const std::string& cache_dir) {
   for (const auto& style : kStyles) {
     const fs::path root = fs::path(cache_dir) / ("emoji-datasource-" + style) / "package";
     const fs::path index = root / "emoji.json";
-    std::ifstream in(index);
-    if (!in)
+    if (!fs::exists(index))
       throw Error(index.string() + ": missing; run scripts/fetch_emoji.sh to fetch the emoji packages");
-    nlohmann::json entries;
-    try {
-      entries = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(index.string() + ": malformed JSON (" + e.what() + ")");
-    }
+    const nlohmann::json entries = io::read_json(index.string());
     const std::string flag = "has_img_" + style;
     const fs::path images = root / "img" / style / "64";
     for (const auto& e : entries) {
