@@ -349,18 +349,33 @@ TEST(Image, PngKindsDecodeAsStbDid) {
   EXPECT_GE(checked, 10);
 }
 
-TEST(Image, JpegDecodesCloseToWhatWasEncoded) {
-  // gradient_420.jpg: test_image(48, 64) encoded by libjpeg at quality 95, 4:2:0.
-  const auto jpg = io::load_image((kData / "images" / "gradient_420.jpg").string());
-  ASSERT_EQ(jpg.sizes(), (std::vector<int64_t>{1, 3, 48, 64}));
-  const double mse =
-      (io::to_unit(jpg) - io::to_unit(test_image(48, 64))).pow(2).mean().item<double>();
-  EXPECT_GT(-10 * std::log10(mse), 35.0);
-  // Grey of a YCbCr JPEG is its stored Y (as stb read it): close to the luma of the colours.
-  const auto grey = io::load_image_gray8((kData / "images" / "gradient_420.jpg").string());
-  const auto unit = io::to_unit(test_image(48, 64))[0] * 255;
-  const auto luma = 0.299 * unit[0] + 0.587 * unit[1] + 0.114 * unit[2];
-  EXPECT_LT((grey.to(torch::kFloat) - luma).abs().max().item<float>(), 6.0f);
+// gradient_*.jpg: test_image(48, 64) encoded by libjpeg at quality 95 in each colour layout p2l
+// reads (tests/data/images/README.md).
+TEST(Image, JpegKindsDecodeCloseToWhatWasEncoded) {
+  const auto source = io::to_unit(test_image(48, 64));
+  const auto luma = 255 * (0.299 * source[0][0] + 0.587 * source[0][1] + 0.114 * source[0][2]);
+  for (const std::string kind : {"420", "444_progressive", "rgb", "cmyk", "ycck", "grey"}) {
+    SCOPED_TRACE(kind);
+    const auto file = (kData / "images" / ("gradient_" + kind + ".jpg")).string();
+    const auto rgb = io::load_image(file);
+    ASSERT_EQ(rgb.sizes(), (std::vector<int64_t>{1, 3, 48, 64}));
+    const auto grey = io::load_image_gray8(file);
+    ASSERT_EQ(grey.sizes(), (std::vector<int64_t>{48, 64}));
+    if (kind == "grey") {
+      EXPECT_TRUE(torch::equal(rgb[0][0], rgb[0][1]) && torch::equal(rgb[0][0], rgb[0][2]));
+      EXPECT_TRUE(torch::equal(rgb[0][0], io::to_signed(grey.to(torch::kFloat) / 255.0)));
+    } else {
+      const double mse = (io::to_unit(rgb) - source).pow(2).mean().item<double>();
+      EXPECT_GT(-10 * std::log10(mse), 35.0);
+    }
+    const auto bytes = (io::to_unit(rgb)[0] * 255).round().to(torch::kInt);
+    if (kind == "rgb" || kind == "cmyk") {  // grey of colour: the integer luma of its pixels
+      const auto expected = (77 * bytes[0] + 150 * bytes[1] + 29 * bytes[2]) / 256;
+      EXPECT_TRUE(torch::equal(grey, expected.to(torch::kUInt8)));
+    } else {  // grey of YCbCr (and YCCK): the stored Y, close to the luma of the source
+      EXPECT_LT((grey.to(torch::kFloat) - luma).abs().max().item<float>(), 6.0f);
+    }
+  }
 }
 
 }  // namespace
