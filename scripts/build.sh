@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build ccache pkg-config
-          libtorch-dev libopenblas0-pthread libstb-dev nlohmann-json3-dev libyaml-cpp-dev
+          libtorch-dev libopenblas0-pthread libpng-dev libjpeg62-turbo-dev nlohmann-json3-dev libyaml-cpp-dev
           libcli11-dev libgtest-dev libicu-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do

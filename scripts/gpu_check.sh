@@ -27,7 +27,7 @@
 #                TEST_S, TEST_FILTER, SD_WARMUP, SD_STEPS, SD_1000_PRECISION, SD_1000_S
 #
 # DEPS_TAR: a .tar.xz of a usr/ prefix holding the build's other dependencies (nlohmann-json,
-# yaml-cpp, CLI11, ICU, GoogleTest, stb) for a machine where they cannot be installed; made on
+# yaml-cpp, CLI11, ICU, GoogleTest, libpng, libjpeg-turbo) for a machine where they cannot be installed; made on
 # Debian 12 by unpacking their .deb files (`apt-get download` + `dpkg -x`; docs/bench.md).
 # GOLDENS_TAR: a goldens folder as a .tar.xz (unpacked to /tmp/p2l-goldens); by default the
 # tests read the repository's copy (tests/goldens).

@@ -45,7 +45,7 @@ void add_degrade_command(CLI::App& app) {
       "p2l degrade --task sr --factor 4 photo.png -o out/photo_sr4");
   auto a = std::make_shared<DegradeArgs>();
   cmd->add_option("input", a->input,
-                  "Clean image (PNG, JPEG, BMP, TGA); with --observed, the degraded image y")
+                  "Clean image (PNG or JPEG); with --observed, the degraded image y")
       ->required();
   cmd->add_option("-o,--output", a->output, "Output base OUT (see above)")->required();
   cmd->add_option("--task", a->task, ops::task_names())->required();

@@ -44,12 +44,13 @@ struct ImageFile {
   std::string path;
 };
 
-// The extensions io::load_image reads, lower case.
+// The extensions of the formats io::load_image reads, lower case (it goes by a file's first bytes;
+// in a folder the extension picks the images out of the other files).
 bool is_image_file(const fs::path& path) {
   std::string ext = path.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(),
                  [](unsigned char c) { return std::tolower(c); });
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".tga";
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
 }
 
 // Files as given, folders as their image files in name order. Names must be unique in a set:
@@ -64,7 +65,7 @@ std::vector<ImageFile> collect_images(const std::vector<std::string>& inputs,
       for (const auto& entry : fs::directory_iterator(input))
         if (entry.is_regular_file() && is_image_file(entry.path())) files.push_back(entry.path());
       if (files.empty())
-        throw Error(flag + " " + input + ": no images (PNG, JPEG, BMP, TGA) in this folder");
+        throw Error(flag + " " + input + ": no images (.png, .jpg, .jpeg) in this folder");
       std::sort(files.begin(), files.end());
     } else if (fs::is_regular_file(input)) {
       files.emplace_back(input);
