@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   p2l::cli::add_score_command(app);
   p2l::cli::add_eval_command(app);
   p2l::cli::add_autoencode_command(app);
+  p2l::cli::add_convert_command(app);
   p2l::cli::add_train_command(app);
 
   // CLI11 would only say "a subcommand is required"; name the unknown one instead.

@@ -84,6 +84,21 @@ void save_diffusers(StableDiffusion& model, const std::string& dir,
 void save_single_file(StableDiffusion& model, const std::string& path,
                       torch::ScalarType storage = torch::kFloat);
 
+// `p2l convert`: any model p2l reads (diffusers folder, single .safetensors or PyTorch
+// checkpoint) written as one original-layout .safetensors file when `output` ends in
+// .safetensors, else as a diffusers folder. Stored as F16 with `half`, else in the source's
+// storage dtype when that is F32, F16 or BF16 throughout, else F32.
+struct ConvertOptions {
+  LoadOptions load;  // --config, --tokenizer
+  bool half = false;
+};
+struct ConvertSummary {
+  Layout layout = Layout::SingleFile;  // what was written
+  std::string storage_dtype;           // e.g. "F32"
+};
+ConvertSummary convert_model(const std::string& input, const std::string& output,
+                             const ConvertOptions& options = {});
+
 // Folder of the data p2l ships (P2L_DATA environment variable, else the build's data/ folder).
 std::string data_dir();
 
