@@ -330,6 +330,10 @@ TEST(CkptHostile, BadOpcodesAndMalformedPickles) {
     write_zip(dir / "bad.ckpt", {{"archive/data.pkl", bytes}});
     expect_one_line_refusal(read_error((dir / "bad.ckpt").string()), culprit);
   }
+  // A name with a line break still gives one line.
+  write_zip(dir / "bad.ckpt",
+            {{"archive/data.pkl", PickleBytes().text("os\nx").text("system").op('\x93').done()}});
+  expect_one_line_refusal(read_error((dir / "bad.ckpt").string()), "the pickle calls os?x.system");
 }
 
 // Random corruption of a real pickle: read or refused with a p2l::Error, never anything else.

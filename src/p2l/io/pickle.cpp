@@ -123,6 +123,13 @@ struct Op {
   size_t length = 0;
 };
 
+// Names and keys from the file, fit for a one-line message.
+std::string printable(const std::string& s) {
+  std::string out;
+  for (char c : s.substr(0, 200)) out += c >= 0x20 && c < 0x7f ? c : '?';
+  return s.size() > 200 ? out + "..." : out;
+}
+
 std::string hex(uint8_t code) {
   static const char* kDigits = "0123456789abcdef";
   return std::string("0x") + kDigits[code >> 4] + kDigits[code & 15];
@@ -144,7 +151,7 @@ class Reader {
     throw Error(source_ + ": malformed pickle at byte " + std::to_string(pos) + ": " + what);
   }
   [[noreturn]] void refuse(const std::string& global) const {
-    throw Error(source_ + ": refuses to load: the pickle calls " + global +
+    throw Error(source_ + ": refuses to load: the pickle calls " + printable(global) +
                 " (only tensors, dicts, lists and numbers are read)");
   }
   [[noreturn]] void too_deep() const {
@@ -409,7 +416,8 @@ class Reader {
       fail(op.pos, "a storage key that is not a short string");
     for (char c : key.text)
       if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_')
-        fail(op.pos, "storage key '" + key.text + "' has characters other than [A-Za-z0-9_]");
+        fail(op.pos,
+             "storage key '" + printable(key.text) + "' has characters other than [A-Za-z0-9_]");
     if (at(f[3]).kind != Kind::String) fail(op.pos, "a storage location that is not a string");
     const int64_t numel = integer(f[4], op, "a storage size");
     int64_t nbytes = 0;
@@ -716,10 +724,6 @@ class Reader {
 
 }  // namespace
 
-bool is_allowed_global(const std::string& module, const std::string& name) {
-  return allow_list().count(module + "." + name) != 0;
-}
-
 Pickle read(const char* data, size_t size, const std::string& source) {
   return Reader(data, size, source).run();
 }
@@ -744,7 +748,7 @@ std::vector<std::pair<std::string, uint32_t>> named_tensors(const Pickle& pickle
     const Value& v = pickle.values[f.id];
     if (v.kind == Kind::Tensor) {
       if (!names.insert(f.path).second)
-        throw Error(source + ": two tensors are named '" + f.path + "'");
+        throw Error(source + ": two tensors are named '" + printable(f.path) + "'");
       out.emplace_back(f.path, static_cast<uint32_t>(v.number));
       continue;
     }

@@ -1,7 +1,8 @@
 // A restricted reader for the pickles inside PyTorch checkpoints (torch.save): it understands
 // exactly what a state dict needs - dicts, lists, tuples, strings, numbers, and tensors rebuilt
 // from storages - and builds inert values. It never imports or calls anything: every global the
-// pickle names is checked against a short allow-list before the first opcode is interpreted, and
+// pickle names is checked against a short allow-list (GLOBAL opcodes before the first opcode is
+// interpreted; a protocol-4 STACK_GLOBAL as soon as its name is formed, before it is used), and
 // anything else is refused with one line naming it. Every size is bounded (pickle bytes, values,
 // stack, memo, nesting, strings), and input structure is walked with explicit stacks, never by
 // recursion.
@@ -18,10 +19,10 @@
 namespace p2l::io::pickle {
 
 // Limits a checkpoint's pickle must stay within. SD v1's data.pkl is ~1 MB with ~30k values.
-constexpr size_t kMaxPickleBytes = size_t{256} << 20;
-constexpr size_t kMaxValues = size_t{1} << 23;
+constexpr size_t kMaxPickleBytes = size_t{64} << 20;
+constexpr size_t kMaxValues = size_t{1} << 22;  // ~90 bytes each
 constexpr size_t kMaxStack = size_t{1} << 20;
-constexpr size_t kMaxStringBytes = size_t{64} << 20;
+constexpr size_t kMaxStringBytes = size_t{16} << 20;
 constexpr uint32_t kMaxDepth = 64;  // containers inside containers; state dicts need ~4
 
 enum class Kind : uint8_t {
@@ -89,8 +90,5 @@ Pickle read(const char* data, size_t size, const std::string& source);
 // a container reached twice is listed once. Throws p2l::Error if two tensors get one name.
 std::vector<std::pair<std::string, uint32_t>> named_tensors(const Pickle& pickle,
                                                             const std::string& source);
-
-// Whether a pickle may name module.name (the allow-list; see pickle.cpp for why each entry).
-bool is_allowed_global(const std::string& module, const std::string& name);
 
 }  // namespace p2l::io::pickle
