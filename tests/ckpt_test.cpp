@@ -234,6 +234,65 @@ TEST(CkptCases, MaliciousPicklesRunNothing) {
   }
 }
 
+// What SD release files carry beside the weights (sd-v1-4.ckpt): Lightning's ModelCheckpoint
+// class as a dict key, numpy scalars built from numpy.dtype and _codecs.encode. They are read as
+// opaque values; the weights are found as usual.
+TEST(CkptCases, LightningExtrasAreOpaque) {
+  const auto dir = scratch("lightning");
+  PickleBytes p;
+  p.op('}').op('(').text("state_dict").global("collections", "OrderedDict").op(')').op('R');
+  p.op('(').text("w").tensor("FloatStorage", "0", 2, 0, {2}, {1}).op('u');
+  p.text("global_step").global("numpy.core.multiarray", "scalar");
+  p.global("numpy", "dtype").text("i8").op('\x89').op('\x88').op('\x87').op('R');
+  p.op('(').integer(3).text("<").op('N').op('N').op('N').integer(-1).integer(-1).integer(0);
+  p.op('t').op('b');
+  p.global("_codecs", "encode").text("\xc3\x90\x07").text("latin1").op('\x86').op('R');
+  p.op('\x86').op('R');
+  p.text("callbacks")
+      .op('}')
+      .global("pytorch_lightning.callbacks.model_checkpoint", "ModelCheckpoint");
+  p.op('}').text("best_model_score").op('N').op('s').op('s');
+  p.op('u');
+  const float values[2] = {1.5f, -2.0f};
+  write_zip(dir / "sd.ckpt",
+            {{"archive/data.pkl", p.done()},
+             {"archive/data/0", std::string(reinterpret_cast<const char*>(values), 8)}});
+  io::TorchCheckpoint ckpt((dir / "sd.ckpt").string());
+  ASSERT_EQ(ckpt.tensors().size(), 1u);
+  EXPECT_EQ(ckpt.tensors()[0].name, "state_dict.w");
+  const io::WeightFile weights((dir / "sd.ckpt").string());
+  EXPECT_TRUE(torch::equal(weights.load("w"), torch::tensor({1.5f, -2.0f})));
+}
+
+// The same archive with deflated entries (torch.save stores them; zip tools may not): the same
+// tensors, views with offsets included.
+TEST(CkptCases, DeflatedArchivesReadTheSame) {
+  const auto dir = scratch("deflated");
+  const auto source = cases_dir() + "/views.ckpt";
+  int error = 0;
+  zip_t* z = zip_open(source.c_str(), ZIP_RDONLY, &error);
+  ASSERT_NE(z, nullptr);
+  std::vector<std::pair<std::string, std::string>> files;
+  for (zip_int64_t i = 0; i < zip_get_num_entries(z, 0); ++i) {
+    zip_stat_t st;
+    ASSERT_EQ(zip_stat_index(z, static_cast<zip_uint64_t>(i), 0, &st), 0);
+    std::string data(st.size, '\0');
+    zip_file_t* f = zip_fopen_index(z, static_cast<zip_uint64_t>(i), 0);
+    ASSERT_EQ(zip_fread(f, data.data(), st.size), static_cast<zip_int64_t>(st.size));
+    zip_fclose(f);
+    files.emplace_back(st.name, data);
+  }
+  zip_discard(z);
+  write_zip(dir / "deflated.ckpt", files, /*compress=*/true);
+  const io::TorchCheckpoint stored(source), deflated((dir / "deflated.ckpt").string());
+  ASSERT_EQ(deflated.tensors().size(), stored.tensors().size());
+  for (const auto& t : stored.tensors()) {
+    const auto a = stored.load(t.name), b = deflated.load(t.name);
+    EXPECT_EQ(a.strides(), b.strides()) << t.name;
+    EXPECT_TRUE(torch::equal(a, b)) << t.name;
+  }
+}
+
 // --- hostile inputs: each a one-line p2l::Error, before any large allocation ------------------
 
 TEST(CkptHostile, NestingBombs) {
