@@ -1,7 +1,8 @@
 // Checkpoint layouts and the one place that knows how names map between them.
 //
 // p2l's modules are registered under the original (CompVis) single-file names. This unit
-//  - detects the layout of a path (diffusers folder or single .safetensors file),
+//  - detects the layout of a path (diffusers folder, or a single .safetensors or PyTorch
+//    checkpoint file; io::WeightFile reads either format),
 //  - maps every original name to its diffusers name (and handles the VAE attention weights,
 //    1×1 convolutions in one layout and linear layers in the other),
 //  - derives configurations (config.json, the original-layout YAML, or tensor shapes),
