@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build ccache pkg-config
           libtorch-dev libopenblas0-pthread libpng-dev libjpeg62-turbo-dev nlohmann-json3-dev libyaml-cpp-dev
-          libcli11-dev libgtest-dev libicu-dev openmpi-bin)
+          libcli11-dev libgtest-dev libicu-dev libzip-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -33,7 +33,9 @@ void add_autoencode_command(CLI::App& app) {
       "their mean, the ceiling of every latent method on those images. Example: p2l autoencode "
       "-m models/emoji-64 images/ -o reconstructed/");
   auto a = std::make_shared<AutoencodeArgs>();
-  cmd->add_option("-m,--model", a->model, "Model folder or .safetensors file")->required();
+  cmd->add_option("-m,--model", a->model,
+                  "Model folder or weight file (.safetensors, .ckpt, .pt, .pth, .bin)")
+      ->required();
   cmd->add_option("images", a->images, "Image files or folders (their *.png)")->required();
   cmd->add_option("-o,--output", a->output, "Folder for the reconstructions (same file names)");
   cmd->add_option("--json", a->json, "Write the per-image values and the means as JSON");

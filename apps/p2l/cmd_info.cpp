@@ -13,7 +13,9 @@ void add_info_command(CLI::App& app) {
   auto model_path = std::make_shared<std::string>();
   auto config = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
-  cmd->add_option("model", *model_path, "Model folder or .safetensors file")->required();
+  cmd->add_option("model", *model_path,
+                  "Model folder or weight file (.safetensors, .ckpt, .pt, .pth, .bin)")
+      ->required();
   cmd->add_option("--config", *config, "Original-layout YAML for a single file");
   cmd->add_flag("--json", *as_json, "Print JSON");
   cmd->callback([=] {

@@ -96,7 +96,9 @@ void add_restore_command(CLI::App& app) {
       "OUT.json (every parameter, network evaluations, time, memory, data residual, PSNR/SSIM "
       "when the clean image is known)");
   auto a = std::make_shared<RestoreArgs>();
-  cmd->add_option("-m,--model", a->model, "Model folder or .safetensors file")->required();
+  cmd->add_option("-m,--model", a->model,
+                  "Model folder or weight file (.safetensors, .ckpt, .pt, .pth, .bin)")
+      ->required();
   cmd->add_option("--measurement", a->measurement, "Measurement JSON written by p2l degrade")
       ->required();
   cmd->add_option("--method", a->method, methods);

@@ -23,7 +23,9 @@ struct SampleArgs {
 void add_sample_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("sample", "Text-to-image sampling (DDIM + guidance) to a PNG");
   auto a = std::make_shared<SampleArgs>();
-  cmd->add_option("-m,--model", a->model, "Model folder or .safetensors file")->required();
+  cmd->add_option("-m,--model", a->model,
+                  "Model folder or weight file (.safetensors, .ckpt, .pt, .pth, .bin)")
+      ->required();
   cmd->add_option("-p,--prompt", a->options.prompt, "Prompt");
   cmd->add_option("-n,--negative-prompt", a->options.negative_prompt, "Negative prompt");
   cmd->add_option("--steps", a->options.steps, "DDIM steps")->check(CLI::Range(1, 1000));

@@ -21,6 +21,7 @@ void add_sweep_command(CLI::App& app);
 void add_score_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_autoencode_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 
 // A number ≥ 0. (CLI11's NonNegativeNumber says "not in range 0 to" DBL_MAX written out in
 // full, 300 digits.)

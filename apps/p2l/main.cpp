@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
   p2l::cli::add_score_command(app);
   p2l::cli::add_eval_command(app);
   p2l::cli::add_autoencode_command(app);
+  p2l::cli::add_convert_command(app);
   p2l::cli::add_train_command(app);
   p2l::cli::check_number_flags(&app);
 

@@ -182,6 +182,10 @@ std::string dtype_name(DType dtype) {
       return "I64";
     case DType::I32:
       return "I32";
+    case DType::I16:
+      return "I16";
+    case DType::I8:
+      return "I8";
     case DType::U8:
       return "U8";
     case DType::BOOL:
@@ -192,8 +196,9 @@ std::string dtype_name(DType dtype) {
 
 DType dtype_from_name(const std::string& name) {
   static const std::map<std::string, DType> kByName = {
-      {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16}, {"F64", DType::F64},
-      {"I64", DType::I64}, {"I32", DType::I32}, {"U8", DType::U8},     {"BOOL", DType::BOOL}};
+      {"F32", DType::F32}, {"F16", DType::F16},  {"BF16", DType::BF16}, {"F64", DType::F64},
+      {"I64", DType::I64}, {"I32", DType::I32},  {"I16", DType::I16},   {"I8", DType::I8},
+      {"U8", DType::U8},   {"BOOL", DType::BOOL}};
   auto it = kByName.find(name);
   if (it == kByName.end()) throw Error("safetensors: unknown dtype '" + name + "'");
   return it->second;
@@ -209,7 +214,9 @@ size_t dtype_size(DType dtype) {
       return 4;
     case DType::F16:
     case DType::BF16:
+    case DType::I16:
       return 2;
+    case DType::I8:
     case DType::U8:
     case DType::BOOL:
       return 1;
@@ -231,6 +238,10 @@ torch::ScalarType to_torch(DType dtype) {
       return torch::kInt64;
     case DType::I32:
       return torch::kInt32;
+    case DType::I16:
+      return torch::kInt16;
+    case DType::I8:
+      return torch::kInt8;
     case DType::U8:
       return torch::kByte;
     case DType::BOOL:
@@ -253,6 +264,10 @@ DType from_torch(torch::ScalarType type) {
       return DType::I64;
     case torch::kInt32:
       return DType::I32;
+    case torch::kInt16:
+      return DType::I16;
+    case torch::kInt8:
+      return DType::I8;
     case torch::kByte:
       return DType::U8;
     case torch::kBool:

@@ -15,7 +15,7 @@
 
 namespace p2l::io {
 
-enum class DType { F32, F16, BF16, F64, I64, I32, U8, BOOL };
+enum class DType { F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL };
 
 // "F32" etc. <-> DType; element size in bytes; the matching torch dtype.
 std::string dtype_name(DType dtype);

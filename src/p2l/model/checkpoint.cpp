@@ -14,6 +14,7 @@
 #include "p2l/error.h"
 #include "p2l/io/json_file.h"
 #include "p2l/io/safetensors.h"
+#include "p2l/io/weight_file.h"
 #include "p2l/log.h"
 
 namespace p2l::model {
@@ -239,13 +240,6 @@ std::shared_ptr<const ClipTokenizer> find_tokenizer(const std::string& model_tok
   return nullptr;
 }
 
-void check_no_pickle(const fs::path& path) {
-  const auto ext = path.extension().string();
-  if (ext == ".ckpt" || ext == ".bin" || ext == ".pt" || ext == ".pth")
-    throw Error(path.string() +
-                ": pickle checkpoints are not supported; convert the file to .safetensors");
-}
-
 void report_unused(const std::set<std::string>& available, const std::set<std::string>& used,
                    const std::string& source) {
   size_t unused = 0;
@@ -257,14 +251,16 @@ void report_unused(const std::set<std::string>& available, const std::set<std::s
   if (unused) log::debug(source + ": " + std::to_string(unused) + " extra tensors ignored");
 }
 
-// Finds the weight file of a diffusers component folder.
+// Finds the weight file of a diffusers component folder: safetensors first, as diffusers does,
+// then the PyTorch checkpoint older folders hold (transformers calls model.safetensors'
+// counterpart pytorch_model.bin).
 std::string component_weights(const fs::path& folder, const std::string& stem) {
-  for (const auto& name : {stem + ".safetensors", stem + ".fp16.safetensors"}) {
+  const std::string bin = stem == "model" ? "pytorch_model" : stem;
+  for (const auto& name :
+       {stem + ".safetensors", stem + ".fp16.safetensors", bin + ".bin", bin + ".fp16.bin"}) {
     if (fs::exists(folder / name)) return (folder / name).string();
   }
-  for (const auto& name : {stem + ".bin", stem + ".fp16.bin"})
-    if (fs::exists(folder / name)) check_no_pickle(folder / name);
-  throw Error(folder.string() + ": no " + stem + ".safetensors");
+  throw Error(folder.string() + ": no " + stem + ".safetensors or " + bin + ".bin");
 }
 
 }  // namespace
@@ -321,9 +317,10 @@ Layout detect_layout(const std::string& path) {
       throw Error(index.string() + ": not a diffusers pipeline index (no \"_class_name\")");
     return Layout::Diffusers;
   }
-  check_no_pickle(p);
-  if (p.extension() == ".safetensors") return Layout::SingleFile;
-  throw Error(path + ": not a model (expected a diffusers folder or a .safetensors file)");
+  if (p.extension() == ".safetensors" || io::is_torch_checkpoint(path)) return Layout::SingleFile;
+  throw Error(path +
+              ": not a model (expected a diffusers folder, or a .safetensors, .ckpt, .pt, "
+              ".pth or .bin file)");
 }
 
 namespace {
@@ -489,6 +486,28 @@ ModelConfig config_from_original_yaml(const std::string& yaml_path, const Shapes
   c.unet.validate();
   c.vae.validate();
   c.text.validate();
+  // The YAML's sizes against the weights', before any module is built: a YAML that lies (a
+  // thousand channels per level, sixteen layers) would otherwise allocate what the file never held.
+  const ModelConfig stored = infer_from_shapes(shapes);
+  const auto same = [&](const std::string& what, const auto& claimed, const auto& held) {
+    const auto text = [](const auto& v) {
+      if constexpr (std::is_integral_v<std::decay_t<decltype(v)>>) return std::to_string(v);
+      else return shape_str(v);
+    };
+    if (claimed != held) fail(what + " is " + text(claimed) + ", the weights hold " + text(held));
+  };
+  same("the UNet's model_channels × channel_mult", c.unet.block_out_channels,
+       stored.unet.block_out_channels);
+  same("the UNet's num_res_blocks", c.unet.layers_per_block, stored.unet.layers_per_block);
+  same("the UNet's in_channels", c.unet.in_channels, stored.unet.in_channels);
+  same("the autoencoder's ch × ch_mult", c.vae.block_out_channels, stored.vae.block_out_channels);
+  same("the autoencoder's num_res_blocks", c.vae.layers_per_block, stored.vae.layers_per_block);
+  same("the autoencoder's z_channels", c.vae.latent_channels, stored.vae.latent_channels);
+  same("the text encoder's num_hidden_layers", c.text.num_layers, stored.text.num_layers);
+  same("the text encoder's hidden_size", c.text.hidden_size, stored.text.hidden_size);
+  same("the text encoder's intermediate_size", c.text.intermediate_size,
+       stored.text.intermediate_size);
+  same("the text encoder's vocab_size", c.text.vocab_size, stored.text.vocab_size);
   return c;
 }
 
@@ -626,12 +645,12 @@ void check_config_against_weights(const ModelConfig& config, const fs::path& dir
 
 StableDiffusion load_diffusers(const fs::path& dir, const LoadOptions& options) {
   const ModelConfig config = diffusers_config(dir);
-  std::map<Component, std::unique_ptr<io::SafeTensorsFile>> files;
+  std::map<Component, std::unique_ptr<io::WeightFile>> files;
   std::map<Component, Shapes> shapes;
   for (const auto& [component, stem] :
        {std::pair{Component::TextEncoder, "model"}, std::pair{Component::UNet, "diffusion_pytorch_model"},
         std::pair{Component::Vae, "diffusion_pytorch_model"}}) {
-    files[component] = std::make_unique<io::SafeTensorsFile>(
+    files[component] = std::make_unique<io::WeightFile>(
         component_weights(dir / component_name(component), stem));
     for (const auto& info : files[component]->tensors()) shapes[component][info.name] = info.shape;
   }
@@ -651,7 +670,7 @@ StableDiffusion load_diffusers(const fs::path& dir, const LoadOptions& options) 
                                    {Component::UNet, sd.unet.ptr().get()},
                                    {Component::Vae, sd.vae.ptr().get()}};
   for (const auto& part : parts) {
-    const io::SafeTensorsFile& file = *files.at(part.component);
+    const io::WeightFile& file = *files.at(part.component);
     std::map<std::string, std::string> stored_name;  // normalised diffusers name → stored name
     std::set<std::string> available, used;
     for (const auto& info : file.tensors()) {
@@ -682,7 +701,7 @@ StableDiffusion load_diffusers(const fs::path& dir, const LoadOptions& options) 
 }
 
 StableDiffusion load_single_file(const fs::path& path, const LoadOptions& options) {
-  const io::SafeTensorsFile file(path.string());
+  const io::WeightFile file(path.string());
   Shapes shapes;
   std::set<std::string> dtypes, available, used;
   for (const auto& info : file.tensors()) {
@@ -741,13 +760,13 @@ ModelSummary describe_model(const std::string& path, const LoadOptions& options)
         {Component::UNet, "diffusion_pytorch_model", &m.unet_parameters},
         {Component::Vae, "diffusion_pytorch_model", &m.vae_parameters}};
     for (const auto& [component, stem, count] : parts) {
-      const io::SafeTensorsFile file(component_weights(dir / component_name(component), stem));
+      const io::WeightFile file(component_weights(dir / component_name(component), stem));
       for (const auto& info : file.tensors()) add(info, *count);
     }
     m.tokenizer = fs::exists(dir / "tokenizer" / "vocab.json") ||
                   fs::exists(fs::path(data_dir()) / "clip-tokenizer" / "vocab.json");
   } else {
-    const io::SafeTensorsFile file(path);
+    const io::WeightFile file(path);
     Shapes shapes;
     for (const auto& info : file.tensors()) shapes[info.name] = info.shape;
     m.config = single_file_config(fs::path(path), shapes, options);
@@ -807,7 +826,7 @@ void save_module_weights(torch::nn::Module& module, const std::string& path,
 }
 
 void load_module_weights(torch::nn::Module& module, const std::string& path) {
-  const io::SafeTensorsFile file(path);
+  const io::WeightFile file(path);
   load_module_tensors(
       module,
       [&](const std::string& name) -> torch::Tensor {
@@ -876,6 +895,42 @@ void save_single_file(StableDiffusion& model, const std::string& path, torch::Sc
     all.insert(all.end(), part.begin(), part.end());
   }
   io::save_safetensors(path, all, {{"format", "pt"}});
+}
+
+ConvertSummary convert_model(const std::string& input, const std::string& output,
+                             const ConvertOptions& options) {
+  const fs::path out(output);
+  const bool single = out.extension() == ".safetensors";
+  if (!single && out.has_extension() && !fs::is_directory(out))
+    throw Error(output + ": convert writes a .safetensors file or a diffusers folder (DIR/)");
+  if (fs::exists(out) && fs::exists(input) && fs::equivalent(out, input))
+    throw Error(output + ": the output is the input");
+  ConvertOptions o = options;
+  o.load.device = torch::kCPU;
+  o.load.dtype = torch::kFloat;  // F16/BF16 → F32 → F16/BF16 is exact
+  StableDiffusion sd = load_stable_diffusion(input, o.load);
+
+  ConvertSummary summary;
+  summary.layout = single ? Layout::SingleFile : Layout::Diffusers;
+  torch::ScalarType storage = torch::kFloat;
+  if (o.half || sd.storage_dtype == "F16")
+    storage = torch::kHalf;
+  else if (sd.storage_dtype == "BF16")
+    storage = torch::kBFloat16;
+  summary.storage_dtype = io::dtype_name(io::from_torch(storage));
+  if (single) {
+    if (out.has_parent_path()) fs::create_directories(out.parent_path());
+    save_single_file(sd, output, storage);
+    return summary;
+  }
+  // The tokenizer goes along: the input folder's, --tokenizer, else the one p2l ships.
+  std::string tokenizer = o.load.tokenizer_dir;
+  const fs::path own = fs::path(input) / "tokenizer";
+  if (tokenizer.empty() && fs::exists(own / "vocab.json")) tokenizer = own.string();
+  const fs::path shipped = fs::path(data_dir()) / "clip-tokenizer";
+  if (tokenizer.empty() && fs::exists(shipped / "vocab.json")) tokenizer = shipped.string();
+  save_diffusers(sd, output, storage, tokenizer);
+  return summary;
 }
 
 }  // namespace p2l::model

@@ -1,7 +1,8 @@
 // Checkpoint layouts and the one place that knows how names map between them.
 //
 // p2l's modules are registered under the original (CompVis) single-file names. This unit
-//  - detects the layout of a path (diffusers folder or single .safetensors file),
+//  - detects the layout of a path (diffusers folder, or a single .safetensors or PyTorch
+//    checkpoint file; io::WeightFile reads either format),
 //  - maps every original name to its diffusers name (and handles the VAE attention weights,
 //    1×1 convolutions in one layout and linear layers in the other),
 //  - derives configurations (config.json, the original-layout YAML, or tensor shapes),
@@ -83,6 +84,21 @@ void save_diffusers(StableDiffusion& model, const std::string& dir,
                     const std::string& tokenizer_source_dir = "");
 void save_single_file(StableDiffusion& model, const std::string& path,
                       torch::ScalarType storage = torch::kFloat);
+
+// `p2l convert`: any model p2l reads (diffusers folder, single .safetensors or PyTorch
+// checkpoint) written as one original-layout .safetensors file when `output` ends in
+// .safetensors, else as a diffusers folder. Stored as F16 with `half`, else in the source's
+// storage dtype when that is F32, F16 or BF16 throughout, else F32.
+struct ConvertOptions {
+  LoadOptions load;  // --config, --tokenizer
+  bool half = false;
+};
+struct ConvertSummary {
+  Layout layout = Layout::SingleFile;  // what was written
+  std::string storage_dtype;           // e.g. "F32"
+};
+ConvertSummary convert_model(const std::string& input, const std::string& output,
+                             const ConvertOptions& options = {});
 
 // Folder of the data p2l ships (P2L_DATA environment variable, else the build's data/ folder).
 std::string data_dir();
