@@ -182,7 +182,8 @@ TEST(CkptCases, EveryExpectedTensorExactly) {
 }
 
 TEST(CkptCases, EveryRefusedFileIsOneLineError) {
-  for (const auto& file : expected_cases()["_refuse"]) {
+  const auto expected = expected_cases();  // a loop over expected_cases()["…"] would read freed memory
+  for (const auto& file : expected["_refuse"]) {
     SCOPED_TRACE(file.get<std::string>());
     const auto path = cases_dir() + "/" + file.get<std::string>();
     expect_one_line_refusal(read_error(path), path);

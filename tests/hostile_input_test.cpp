@@ -173,6 +173,38 @@ TEST(HostileInput, ConfigsAreBoundedAndCheckedAgainstTheWeights) {
   }
 }
 
+// The same for a single file's YAML: its sizes must be the weights' (the lines are the golden
+// YAML's own, changed one at a time).
+TEST(HostileInput, SingleFileYamlIsCheckedAgainstTheWeights) {
+  const fs::path weights = Goldens::get().single_file();
+  std::ifstream in(fs::path(Goldens::get().dir()) / "sd_v1_tiny_compvis.yaml");
+  const std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto changed = [&](const std::string& key, const std::string& value) {
+    const auto at = yaml.find(key + ":");
+    EXPECT_NE(at, std::string::npos) << key;
+    const auto end = yaml.find('\n', at);
+    return yaml.substr(0, at) + key + ": " + value + yaml.substr(end);
+  };
+  struct Case {
+    std::string key, value, expected;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"model_channels", "4096", "model_channels × channel_mult is"},
+           {"num_res_blocks", "9", "the UNet's num_res_blocks is 9, the weights hold"},
+           {"num_hidden_layers", "60", "num_hidden_layers is 60, the weights hold"},
+           {"num_res_blocks", "100000", "beyond p2l's bound"}}) {
+    const auto dir = scratch() / "yaml";
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    fs::create_symlink(weights, dir / "model.safetensors");
+    write_file(dir / "model.yaml", changed(c.key, c.value));
+    const auto message =
+        error_of([&] { model::load_stable_diffusion((dir / "model.safetensors").string()); });
+    EXPECT_NE(message.find(c.expected), std::string::npos) << c.key << ": " << message;
+    EXPECT_NE(message.find("model.yaml"), std::string::npos) << message;
+  }
+}
+
 TEST(HostileInput, DiffusersFolderNeedsItsPipelineIndex) {
   const fs::path source = Goldens::get().diffusers_dir();
   auto dir = linked_copy(source, "no_index");

@@ -137,13 +137,32 @@ long peak_rss_mib() {
   return usage.ru_maxrss / 1024;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
 // `p2l ARGS` with its address space capped (ulimit -v): a decoder that allocated what a hostile
-// header claims fails or dies there instead of growing the machine's memory.
+// header claims fails or dies there instead of growing the machine's memory. AddressSanitizer
+// reserves terabytes of address space for its shadow memory, so under it the cap is its own
+// limit on a single allocation instead.
 constexpr long kCliAddressSpaceMiB = 4096;
 RunResult run_p2l_capped(const std::string& args) {
   const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
   const auto out = dir() / ("p2l_" + test + ".out"), err = dir() / ("p2l_" + test + ".err");
-  const std::string cmd = "ulimit -v " + std::to_string(kCliAddressSpaceMiB * 1024) + " && " +
+  const std::string cap =
+      kAddressSanitizer
+          ? "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}max_allocation_size_mb=" +
+                std::to_string(kCliAddressSpaceMiB) + "\" "
+          : "ulimit -v " + std::to_string(kCliAddressSpaceMiB * 1024) + " && ";
+  const std::string cmd = cap +
                           P2L_CLI_PATH + " --threads 1 " + args + " >" + out.string() + " 2>" +
                           err.string() + " </dev/null";
   const int status = std::system(cmd.c_str());

@@ -194,6 +194,15 @@ void add_set_metrics(nlohmann::json& summary, const std::string& folder, const P
   if (!fs::exists(network_path)) return;
   auto net = metrics::load_emoji_feature_net(network_path.string());
   torch::NoGradGuard no_grad;
+  // A run's summary must not depend on the process that writes it: a sharded run is merged by
+  // another process than a single run, with another thread count, and MKL's convolutions round
+  // differently per thread count (FD-emoji moved in its 6th digit on a 16-core machine). The
+  // small feature network runs on one thread.
+  struct OneThread {
+    int before = at::get_num_threads();
+    OneThread() { at::set_num_threads(1); }
+    ~OneThread() { at::set_num_threads(before); }
+  } one_thread;
   std::map<std::string, torch::Tensor> clean_features;  // by image name, computed once
   auto features_of = [&](const fs::path& path) {
     return net->features(io::load_image(path.string()));

@@ -583,7 +583,14 @@ ModelConfig single_file_config(const fs::path& path, const Shapes& shapes,
   }
   if (yaml.empty())
     log::info(path.string() + ": no YAML config; using SD v1 head counts and tensor shapes");
-  return yaml.empty() ? config_from_shapes(shapes) : config_from_original_yaml(yaml, shapes);
+  if (yaml.empty()) return config_from_shapes(shapes);
+  try {
+    return config_from_original_yaml(yaml, shapes);
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    if (message.rfind(yaml, 0) == 0) throw;
+    throw Error(yaml + ": " + message);  // a config's own check ("unet config: …")
+  }
 }
 
 // The sizes a diffusers folder's config.json files claim, checked against its weight files'
@@ -620,27 +627,24 @@ void check_config_against_weights(const ModelConfig& config, const fs::path& dir
                                                                    text.max_positions);
   dim(T, "text_model.encoder.layers.0.mlp.fc1.weight", 0, 2)("intermediate_size",
                                                              text.intermediate_size);
-  const auto& unet = config.unet;
-  const auto U = Component::UNet;
-  const auto levels = static_cast<int64_t>(unet.block_out_channels.size());
-  check(U, "the number of block_out_channels", levels, count_indexed(shapes.at(U), "down_blocks."));
-  check(U, "layers_per_block", unet.layers_per_block,
-        count_indexed(shapes.at(U), "down_blocks.0.resnets."));
-  for (int64_t level = 0; level < levels; ++level)
-    dim(U, "down_blocks." + std::to_string(level) + ".resnets.0.conv1.weight", 0, 4)(
-        "block_out_channels[" + std::to_string(level) + "]", unet.block_out_channels[level]);
-  dim(U, "conv_in.weight", 1, 4)("in_channels", unet.in_channels);
-  const auto& vae = config.vae;
-  const auto V = Component::Vae;
-  const auto vae_levels = static_cast<int64_t>(vae.block_out_channels.size());
-  check(V, "the number of block_out_channels", vae_levels,
-        count_indexed(shapes.at(V), "encoder.down_blocks."));
-  check(V, "layers_per_block", vae.layers_per_block,
-        count_indexed(shapes.at(V), "encoder.down_blocks.0.resnets."));
-  for (int64_t level = 0; level < vae_levels; ++level)
-    dim(V, "encoder.down_blocks." + std::to_string(level) + ".resnets.0.conv1.weight", 0, 4)(
-        "block_out_channels[" + std::to_string(level) + "]", vae.block_out_channels[level]);
-  dim(V, "decoder.conv_in.weight", 1, 4)("latent_channels", vae.latent_channels);
+  // UNet and autoencoder: levels, layers per level and each level's width.
+  const auto levels = [&](Component component, const std::string& blocks,
+                          const std::vector<int64_t>& channels, int64_t layers) {
+    check(component, "the number of block_out_channels", static_cast<int64_t>(channels.size()),
+          count_indexed(shapes.at(component), blocks));
+    check(component, "layers_per_block", layers,
+          count_indexed(shapes.at(component), blocks + "0.resnets."));
+    for (size_t level = 0; level < channels.size(); ++level)
+      dim(component, blocks + std::to_string(level) + ".resnets.0.conv1.weight", 0, 4)(
+          "block_out_channels[" + std::to_string(level) + "]", channels[level]);
+  };
+  levels(Component::UNet, "down_blocks.", config.unet.block_out_channels,
+         config.unet.layers_per_block);
+  dim(Component::UNet, "conv_in.weight", 1, 4)("in_channels", config.unet.in_channels);
+  levels(Component::Vae, "encoder.down_blocks.", config.vae.block_out_channels,
+         config.vae.layers_per_block);
+  dim(Component::Vae, "decoder.conv_in.weight", 1, 4)("latent_channels",
+                                                      config.vae.latent_channels);
 }
 
 StableDiffusion load_diffusers(const fs::path& dir, const LoadOptions& options) {

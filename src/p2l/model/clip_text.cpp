@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "p2l/error.h"
+#include "p2l/model/config_bounds.h"
 #include "p2l/model/attention.h"
 #include "p2l/model/layers.h"
 
@@ -42,9 +43,7 @@ void ClipTextConfig::validate() const {
   // Far above every released SD-family text encoder (CLIP ViT-L: 12 layers × 768, OpenCLIP bigG:
   // 32 × 1280): a lying config.json is refused before a module is built.
   const auto at_most = [](int64_t value, int64_t bound, const char* name) {
-    if (value > bound)
-      throw Error(std::string("text encoder config: ") + name + " " + std::to_string(value) +
-                  " is beyond p2l's bound of " + std::to_string(bound));
+    check_bound(value, bound, "text encoder config", name);
   };
   at_most(vocab_size, 1 << 20, "vocab_size");
   at_most(hidden_size, 8192, "hidden_size");

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "p2l/error.h"
+#include "p2l/model/config_bounds.h"
 #include "p2l/model/attention.h"
 #include "p2l/model/layers.h"
 
@@ -108,9 +109,8 @@ void UNetConfig::validate() const {
     fail("sizes must be positive");
   // Far above every released SD-family UNet (SD v1: 4 levels up to 1280 channels, 2 layers):
   // a lying config is refused before a module is built.
-  const auto at_most = [&](int64_t value, int64_t bound, const std::string& name) {
-    if (value > bound)
-      fail(name + " " + std::to_string(value) + " is beyond p2l's bound of " + std::to_string(bound));
+  const auto at_most = [](int64_t value, int64_t bound, const std::string& name) {
+    check_bound(value, bound, "unet config", name);
   };
   at_most(static_cast<int64_t>(block_out_channels.size()), 8, "the number of levels");
   for (auto ch : block_out_channels) at_most(ch, 8192, "block_out_channels");

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "p2l/error.h"
+#include "p2l/model/config_bounds.h"
 #include "p2l/model/attention.h"
 #include "p2l/model/layers.h"
 
@@ -62,9 +63,8 @@ void VaeConfig::validate() const {
       norm_groups <= 0)
     fail("sizes must be positive");
   // Far above every released SD-family autoencoder (SD v1: 4 levels up to 512 channels).
-  const auto at_most = [&](int64_t value, int64_t bound, const std::string& name) {
-    if (value > bound)
-      fail(name + " " + std::to_string(value) + " is beyond p2l's bound of " + std::to_string(bound));
+  const auto at_most = [](int64_t value, int64_t bound, const std::string& name) {
+    check_bound(value, bound, "vae config", name);
   };
   at_most(static_cast<int64_t>(block_out_channels.size()), 8, "the number of levels");
   for (auto ch : block_out_channels) at_most(ch, 4096, "block_out_channels");

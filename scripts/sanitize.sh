@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The code that reads files from strangers, under AddressSanitizer and UndefinedBehaviorSanitizer:
+# builds build-asan/ with -DP2L_SANITIZE=address,undefined (LibTorch stays as installed) and runs
+# the parser, checkpoint, image, CLI-error and operator suites there. Any report fails the run.
+# .ci/run calls it after the main suite. Extra arguments go to ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD_DIR=build-asan ./scripts/build.sh -DP2L_SANITIZE=address,undefined \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DP2L_BUILD_BENCH=OFF
+
+suites='SafetensorsTest|ClipTokenizerTest|Image|CkptCases|CkptHostile|CkptModel|CkptCli|Checkpoint'
+suites+='|ModelLayouts|HostileInput|Cli|DegradeCli|Operator[A-Za-z]*|BlurGolden|InpaintGolden'
+suites+='|ResizerGolden|Schedule'
+errors='RestoreCli\.ErrorsForBadInput|EvalCli\.ErrorsForBadInput'
+supp=$PWD/tests/sanitizers
+# LibTorch's and OpenMP's own allocations that live until exit are not ours (lsan.supp); nothing
+# of p2l's is suppressed.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_odr_violation=0
+export LSAN_OPTIONS=suppressions=$supp/lsan.supp:print_suppressions=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+ctest --test-dir build-asan --output-on-failure -R "^(($suites)\.|$errors)" "$@"
