@@ -1,4 +1,4 @@
-// PyTorch checkpoints (.ckpt/.pt/.bin): every reference case of ../shared/goldens/ckpt_cases read
+// PyTorch checkpoints (.ckpt/.pt/.bin): every reference case of tests/goldens/ckpt_cases read
 // exactly, malicious and broken files refused with one line and without running anything, the
 // tiny SD model's .ckpt equal to its .safetensors (tensors, model, `info`, `sample`, `restore`),
 // diffusers folders holding .bin files, and `p2l convert`.

@@ -1,4 +1,4 @@
-// The operators against DPS's own code (../shared/goldens/ops, see its README and NOTES): the
+// The operators against DPS's own code (tests/goldens/ops, see its README and NOTES): the
 // Resizer's outputs and tap tables, the Gaussian kernels, blurred images, inpainted images and
 // the exact adjoints (autograd VJPs). Every name, shape and parameter comes from the golden set
 // (op_goldens.json and the names' own pattern), so a set made the same way tests the same.

@@ -1,5 +1,5 @@
 // Bicubic resampling with antialiasing, the convention of the "Resizer" that DPS and PSLD use
-// for super-resolution (after MATLAB's imresize; ../shared/goldens/ops/NOTES.md §1): Keys cubic
+// for super-resolution (after MATLAB's imresize; tests/goldens/ops/NOTES.md §1): Keys cubic
 // (a = −0.5), widened by 1/s when down-scaling, half-sample symmetric boundary, output length
 // ceil(n·s) with the grid re-centred when n·s is not an integer. Separable: each image dim is
 // multiplied by a dense [out, in] matrix, which makes the exact adjoint a matrix transpose.
