@@ -6,17 +6,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# -O1 with line tables: what the sanitizers need for exact reports, at half the compile time of
+# -O2 -g (this build is a third of .ci/run's budget on 2 cores).
 BUILD_DIR=build-asan ./scripts/build.sh -DP2L_SANITIZE=address,undefined \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DP2L_BUILD_BENCH=OFF
+  -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -g1" -DP2L_BUILD_BENCH=OFF
 
-suites='SafetensorsTest|ClipTokenizerTest|Image|CkptCases|CkptHostile|CkptModel|CkptCli|Checkpoint'
-suites+='|ModelLayouts|HostileInput|Cli|DegradeCli|Operator[A-Za-z]*|BlurGolden|InpaintGolden'
-suites+='|ResizerGolden|Schedule'
-errors='RestoreCli\.ErrorsForBadInput|EvalCli\.ErrorsForBadInput'
+# Parsers (safetensors, pickle/zip, images, JSON, YAML, tokenizer), checkpoints, the CLI's
+# errors, and the operators.
+suites='SafetensorsTest|ClipTokenizerTest|Image|CkptCases|CkptHostile|Checkpoint|HostileInput'
+suites+='|DegradeCli|Operator[A-Za-z]*'
+errors='Cli\.BadInputGivesOneLineErrorAndNonZeroExit|RestoreCli\.ErrorsForBadInput'
+errors+='|EvalCli\.ErrorsForBadInput'
 supp=$PWD/tests/sanitizers
 # LibTorch's and OpenMP's own allocations that live until exit are not ours (lsan.supp); nothing
 # of p2l's is suppressed.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_odr_violation=0
 export LSAN_OPTIONS=suppressions=$supp/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-ctest --test-dir build-asan --output-on-failure -R "^(($suites)\.|$errors)" "$@"
+ctest --test-dir build-asan -j"$(nproc)" --output-on-failure -R "^(($suites)\.|$errors)" "$@"
