@@ -1,8 +1,10 @@
-// config.json of each component and a folder's model_index.json: the same bytes go to the JSON
-// reader, to the three config parsers, and as model_index.json to layout detection.
+// config.json of each component, scheduler_config.json and a folder's model_index.json: the same
+// bytes go to the JSON reader, to the four config parsers, and as model_index.json to layout
+// detection.
 #include <filesystem>
 
 #include "fuzz_input.h"
+#include "p2l/diffusion/schedule.h"
 #include "p2l/error.h"
 #include "p2l/io/json_file.h"
 #include "p2l/model/checkpoint.h"
@@ -38,6 +40,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   try {
     p2l::model::ClipTextConfig::from_json(config);
+  } catch (const p2l::Error&) {
+  }
+  try {
+    p2l::diffusion::ScheduleConfig::from_json(config);
   } catch (const p2l::Error&) {
   }
   return 0;

@@ -5,10 +5,11 @@
 # Builds build-fuzz/ with clang and the sanitizers if needed, starts from the committed seeds
 # (fuzz/corpus/TARGET) and grows a working corpus in runs/fuzz/TARGET/corpus (not in git); crash
 # files land in runs/fuzz/TARGET/. One job, one worker: the machine is shared.
-# Environment: P2L_FUZZ_BUILD (build folder, default build-fuzz), JOBS (build jobs, default 1).
+# Environment: P2L_FUZZ_BUILD (build folder, default build-fuzz), JOBS (build jobs, default 1),
+# P2L_FUZZ_NO_BUILD=1 (run the binary as built, e.g. while the sources are being edited).
 set -euo pipefail
 if [[ $# -lt 2 ]]; then
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 target=$1 seconds=$2
@@ -18,13 +19,17 @@ build=${P2L_FUZZ_BUILD:-$root/build-fuzz}
 [[ -f $root/fuzz/fuzz_$target.cpp ]] || { echo "fuzz.sh: no target fuzz/fuzz_$target.cpp" >&2; exit 2; }
 
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(dirname "$root")}
-if [[ ! -f $build/build.ninja ]]; then
+if [[ -n ${P2L_FUZZ_NO_BUILD:-} && -x $build/fuzz/fuzz_$target ]]; then
+  :
+elif [[ ! -f $build/build.ninja ]]; then
   # -O1 with line tables: fast enough to fuzz, and the reports name the lines. No -DNDEBUG, so
   # the assertions in the headers (nlohmann::json, LibTorch) are checked too.
   CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DP2L_FUZZ=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only"
+  cmake --build "$build" -j "${JOBS:-1}" --target "fuzz_$target"
+else
+  cmake --build "$build" -j "${JOBS:-1}" --target "fuzz_$target"
 fi
-cmake --build "$build" -j "${JOBS:-1}" --target "fuzz_$target"
 
 case $target in
   safetensors | measurement | model_json | tokenizer_files) dict=json ;;
@@ -45,8 +50,8 @@ log=$work/fuzz-$(date +%Y%m%d-%H%M%S).log
 
 echo "== fuzz_$target: $seconds s, log $log"
 grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE)' "$log" | tail -1 || true
-grep -E '^stat::' "$log" || true
-echo "corpus: $(find "$work/corpus" -type f | wc -l) files, $(du -sh "$work/corpus" | cut -f1)"
+grep -E '^stat::' "$log" | awk '!seen[$0]++' || true
+echo "corpus: $(find "$work/corpus" -type f | wc -l) files, $(du -sh --apparent-size "$work/corpus" | cut -f1)"
 crashes=$(find "$work" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | sort)
 if [[ -n $crashes ]]; then
   echo "findings:"

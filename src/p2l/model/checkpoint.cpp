@@ -564,8 +564,13 @@ ModelConfig diffusers_config(const fs::path& dir) {
   config.vae = read("vae", VaeConfig::from_json);
   config.text = read("text_encoder", ClipTextConfig::from_json);
   const auto scheduler = dir / "scheduler" / "scheduler_config.json";
-  if (fs::exists(scheduler))
-    config.schedule = diffusion::ScheduleConfig::from_json(io::read_json(scheduler.string()));
+  if (fs::exists(scheduler)) {
+    try {
+      config.schedule = diffusion::ScheduleConfig::from_json(io::read_json(scheduler.string()));
+    } catch (const Error& e) {
+      throw Error(scheduler.string() + ": " + e.what());
+    }
+  }
   return config;
 }
 

@@ -1,0 +1,79 @@
+// Inputs that fuzzing (docs/fuzzing.md, fuzz/) found to end in something other than one
+// p2l::Error: each goes through the API of the fuzz target that found it. The files and what
+// they did are listed in tests/data/regressions/README.md.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "error_of.h"
+#include "p2l/diffusion/schedule.h"
+#include "p2l/io/json_file.h"
+#include "p2l/model/clip_text.h"
+#include "p2l/model/unet.h"
+#include "p2l/model/vae.h"
+
+namespace fs = std::filesystem;
+
+namespace p2l {
+namespace {
+
+const fs::path kRegressions = fs::path(P2L_TEST_DATA) / "regressions";
+
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in) << path;
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Every config parser on the same JSON, as fuzz/fuzz_model_json.cpp does; each error message.
+std::vector<std::string> config_errors(const nlohmann::json& j) {
+  return {test::error_of([&] { model::UNetConfig::from_json(j); }),
+          test::error_of([&] { model::VaeConfig::from_json(j); }),
+          test::error_of([&] { model::ClipTextConfig::from_json(j); }),
+          test::error_of([&] { diffusion::ScheduleConfig::from_json(j); })};
+}
+
+TEST(FuzzRegressions, ConfigThatIsNotAnObjectIsOneError) {
+  const auto path = kRegressions / "fuzz_config_not_an_object.json";
+  const auto j = io::parse_json(read_bytes(path), path.string());
+  for (const auto& message : config_errors(j)) EXPECT_NE(message.find("config: "), std::string::npos) << message;
+}
+
+TEST(FuzzRegressions, ConfigIntegerBeyond64BitsIsOneErrorNamingTheKey) {
+  const auto path = kRegressions / "fuzz_config_integer_beyond_64_bits.json";
+  const auto j = io::parse_json(read_bytes(path), path.string());
+  const auto errors = config_errors(j);
+  EXPECT_NE(errors[0].find("unet config: in_channels must be a whole number"), std::string::npos)
+      << errors[0];
+  EXPECT_NE(errors[1].find("vae config: in_channels must be a whole number"), std::string::npos)
+      << errors[1];
+  EXPECT_NE(errors[2].find("text encoder config: vocab_size must be a whole number"),
+            std::string::npos)
+      << errors[2];
+  EXPECT_NE(errors[3].find("scheduler config: num_train_timesteps must be a whole number"),
+            std::string::npos)
+      << errors[3];
+  // The other values on their own: a list entry, and an unsigned beyond int64_t.
+  EXPECT_NE(test::error_of([&] {
+              model::UNetConfig::from_json({{"block_out_channels", j["block_out_channels"]}});
+            }).find("block_out_channels must be a whole number"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] {
+              model::UNetConfig::from_json({{"attention_head_dim", j["attention_head_dim"]}});
+            }).find("attention_head_dim must be a whole number"),
+            std::string::npos);
+}
+
+TEST(FuzzRegressions, ConfigWholeNumberWrittenAsARealIsRead) {
+  // What json_int accepts instead: 4.0 is 4 (some tools write every number as a real).
+  EXPECT_EQ(model::VaeConfig::from_json({{"latent_channels", 4.0}}).latent_channels, 4);
+  EXPECT_NE(test::error_of([] { model::VaeConfig::from_json({{"latent_channels", 3.5}}); })
+                .find("latent_channels must be a whole number"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace p2l
