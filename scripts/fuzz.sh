@@ -37,6 +37,8 @@ case $target in
   yaml_config) dict=yaml ;;
   *) dict= ;;
 esac
+# A UB report with the stack that led to it (the line in nlohmann's header alone says little).
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 work=$root/runs/fuzz/$target
 mkdir -p "$work/corpus"
 args=(-rss_limit_mb=2048 -timeout=10 -max_total_time="$seconds" -jobs=1 -workers=1

@@ -14,6 +14,7 @@
 #include "p2l/model/clip_text.h"
 #include "p2l/model/unet.h"
 #include "p2l/model/vae.h"
+#include "p2l/operators/measurement.h"
 
 namespace fs = std::filesystem;
 
@@ -72,6 +73,21 @@ TEST(FuzzRegressions, ConfigWholeNumberWrittenAsARealIsRead) {
   EXPECT_EQ(model::VaeConfig::from_json({{"latent_channels", 4.0}}).latent_channels, 4);
   EXPECT_NE(test::error_of([] { model::VaeConfig::from_json({{"latent_channels", 3.5}}); })
                 .find("latent_channels must be a whole number"),
+            std::string::npos);
+}
+
+TEST(FuzzRegressions, MeasurementWhoseFormatIsNotAStringIsOneError) {
+  const auto path = (kRegressions / "fuzz_measurement_format_not_a_string.json").string();
+  EXPECT_NE(test::error_of([&] { operators::load_measurement(path); })
+                .find(path + ": not a p2l measurement"),
+            std::string::npos);
+}
+
+TEST(FuzzRegressions, MeasurementSeedBeyond64BitsIsOneErrorNamingTheKey) {
+  // The operator's seed is 8.9e85; the top-level seed and the sizes go through the same check.
+  const auto path = (kRegressions / "fuzz_measurement_seed_beyond_64_bits.json").string();
+  EXPECT_NE(test::error_of([&] { operators::load_measurement(path); })
+                .find("random inpainting: seed must be a whole number from 0 to 2^64 - 1"),
             std::string::npos);
 }
 

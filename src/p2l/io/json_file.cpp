@@ -54,6 +54,19 @@ int64_t json_int(const nlohmann::json& object, const std::string& key, int64_t f
   return it == object.end() ? fallback : json_to_int(*it, source, key);
 }
 
+uint64_t json_to_uint(const nlohmann::json& value, const std::string& source,
+                      const std::string& key) {
+  if (value.is_number_unsigned()) return value.get<uint64_t>();
+  if (value.is_number_float()) {
+    const double real = value.get<double>();
+    if (std::isfinite(real) && real == std::trunc(real) && real >= 0 && real < 0x1p64)
+      return static_cast<uint64_t>(real);
+  }
+  std::string shown = value.dump();
+  if (shown.size() > 40) shown = shown.substr(0, 40) + "...";
+  throw Error(source + ": " + key + " must be a whole number from 0 to 2^64 - 1, got " + shown);
+}
+
 std::vector<int64_t> json_int_list(const nlohmann::json& value, const std::string& source,
                                    const std::string& key) {
   if (!value.is_array()) throw Error(source + ": " + key + " must be a list of whole numbers");
