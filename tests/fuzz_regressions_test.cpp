@@ -6,11 +6,16 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "error_of.h"
+#include "goldens.h"
 #include "p2l/diffusion/schedule.h"
 #include "p2l/io/json_file.h"
+#include "p2l/io/safetensors.h"
+#include "p2l/model/checkpoint.h"
 #include "p2l/model/clip_text.h"
 #include "p2l/model/unet.h"
 #include "p2l/model/vae.h"
@@ -88,6 +93,29 @@ TEST(FuzzRegressions, MeasurementSeedBeyond64BitsIsOneErrorNamingTheKey) {
   const auto path = (kRegressions / "fuzz_measurement_seed_beyond_64_bits.json").string();
   EXPECT_NE(test::error_of([&] { operators::load_measurement(path); })
                 .find("random inpainting: seed must be a whole number from 0 to 2^64 - 1"),
+            std::string::npos);
+}
+
+// The golden single file's YAML with one value changed, read against its tensor shapes (as
+// fuzz/fuzz_yaml_config.cpp does).
+std::string yaml_error(const std::string& name) {
+  io::SafeTensorsFile file(test::Goldens::get().single_file());
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& info : file.tensors()) shapes[info.name] = info.shape;
+  const auto path = (kRegressions / name).string();
+  return test::error_of([&] { model::config_from_original_yaml(path, shapes); });
+}
+
+TEST(FuzzRegressions, YamlChannelCountThatOverflowsIsOneError) {
+  // model_channels 2^63 - 1 times channel_mult 2 overflowed int64_t.
+  EXPECT_NE(yaml_error("fuzz_yaml_channels_overflow.yaml")
+                .find("model_channels × channel_mult: 9223372036854775807 × 1 is not a channel count"),
+            std::string::npos);
+}
+
+TEST(FuzzRegressions, YamlWithSeventyLevelsIsOneError) {
+  // 2^level for level 64 and beyond was a shift past the width of int64_t.
+  EXPECT_NE(yaml_error("fuzz_yaml_70_levels.yaml").find("channel_mult has 70 levels"),
             std::string::npos);
 }
 
