@@ -49,6 +49,11 @@ log=$work/fuzz-$(date +%Y%m%d-%H%M%S).log
 (cd "$work" && "$build/fuzz/fuzz_$target" "${args[@]}" "$@" "$work/corpus" "$root/fuzz/corpus/$target") \
   >"$log" 2>&1 || true
 [[ -f $work/fuzz-0.log ]] && cat "$work/fuzz-0.log" >>"$log" && rm -f "$work/fuzz-0.log"
+# libFuzzer ends its processes with _Exit, past the targets' exit handler: remove the scratch
+# folders (fuzz/fuzz_input.h) of processes that are gone.
+for dir in /dev/shm/p2l-fuzz-*; do
+  if [[ -d $dir ]] && ! kill -0 "${dir##*-}" 2>/dev/null; then rm -rf "$dir"; fi
+done
 
 echo "== fuzz_$target: $seconds s, log $log"
 grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE)' "$log" | tail -1 || true
