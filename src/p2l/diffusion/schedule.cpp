@@ -5,16 +5,21 @@
 #include <cmath>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 
 namespace p2l::diffusion {
 
-ScheduleConfig ScheduleConfig::from_json(const nlohmann::json& j) {
+namespace {
+
+constexpr char kScheduleConfig[] = "scheduler config";
+
+ScheduleConfig schedule_config_from_json(const nlohmann::json& j) {
   ScheduleConfig c;
-  c.num_train_timesteps = j.value("num_train_timesteps", c.num_train_timesteps);
+  c.num_train_timesteps = io::json_int(j, "num_train_timesteps", c.num_train_timesteps, kScheduleConfig);
   c.beta_start = j.value("beta_start", c.beta_start);
   c.beta_end = j.value("beta_end", c.beta_end);
   c.beta_schedule = j.value("beta_schedule", c.beta_schedule);
-  c.steps_offset = j.value("steps_offset", c.steps_offset);
+  c.steps_offset = io::json_int(j, "steps_offset", c.steps_offset, kScheduleConfig);
   c.set_alpha_to_one = j.value("set_alpha_to_one", c.set_alpha_to_one);
   const auto fail = [](const std::string& m) { throw Error("scheduler config: " + m); };
   if (c.beta_schedule != "scaled_linear" && c.beta_schedule != "linear")
@@ -28,6 +33,17 @@ ScheduleConfig ScheduleConfig::from_json(const nlohmann::json& j) {
   if (c.num_train_timesteps <= 0 || !(c.beta_start > 0) || !(c.beta_end > c.beta_start))
     fail("invalid schedule parameters");
   return c;
+}
+
+}  // namespace
+
+ScheduleConfig ScheduleConfig::from_json(const nlohmann::json& j) {
+  // A value of the wrong type is nlohmann's type_error; it is a defect of the file like any other.
+  try {
+    return schedule_config_from_json(j);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string(kScheduleConfig) + ": " + e.what());
+  }
 }
 
 nlohmann::json ScheduleConfig::to_json() const {

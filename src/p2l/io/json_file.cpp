@@ -1,6 +1,7 @@
 #include "p2l/io/json_file.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -28,6 +29,50 @@ void check_json_depth(std::string_view text, const std::string& source) {
       --depth;
     }
   }
+}
+
+int64_t json_to_int(const nlohmann::json& value, const std::string& source, const std::string& key) {
+  if (value.is_number_unsigned()) {
+    if (value.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) return value.get<int64_t>();
+  } else if (value.is_number_integer()) {
+    return value.get<int64_t>();
+  } else if (value.is_number_float()) {
+    // 2^63 is the first real above INT64_MAX; below -2^63 does not fit either.
+    const double real = value.get<double>();
+    if (std::isfinite(real) && real == std::trunc(real) && real >= -0x1p63 && real < 0x1p63)
+      return static_cast<int64_t>(real);
+  }
+  std::string shown = value.dump();
+  if (shown.size() > 40) shown = shown.substr(0, 40) + "...";
+  throw Error(source + ": " + key + " must be a whole number that fits 64 bits, got " + shown);
+}
+
+int64_t json_int(const nlohmann::json& object, const std::string& key, int64_t fallback,
+                 const std::string& source) {
+  if (!object.is_object()) throw Error(source + ": expected a JSON object");
+  const auto it = object.find(key);
+  return it == object.end() ? fallback : json_to_int(*it, source, key);
+}
+
+uint64_t json_to_uint(const nlohmann::json& value, const std::string& source,
+                      const std::string& key) {
+  if (value.is_number_unsigned()) return value.get<uint64_t>();
+  if (value.is_number_float()) {
+    const double real = value.get<double>();
+    if (std::isfinite(real) && real == std::trunc(real) && real >= 0 && real < 0x1p64)
+      return static_cast<uint64_t>(real);
+  }
+  std::string shown = value.dump();
+  if (shown.size() > 40) shown = shown.substr(0, 40) + "...";
+  throw Error(source + ": " + key + " must be a whole number from 0 to 2^64 - 1, got " + shown);
+}
+
+std::vector<int64_t> json_int_list(const nlohmann::json& value, const std::string& source,
+                                   const std::string& key) {
+  if (!value.is_array()) throw Error(source + ": " + key + " must be a list of whole numbers");
+  std::vector<int64_t> list;
+  for (const auto& item : value) list.push_back(json_to_int(item, source, key));
+  return list;
 }
 
 nlohmann::json parse_json(std::string_view text, const std::string& source) {

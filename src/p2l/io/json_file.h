@@ -4,8 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace p2l::io {
 
@@ -18,6 +21,21 @@ void check_json_depth(std::string_view text, const std::string& source);
 // Parses JSON text after the depth check; errors start with `source` (a path, "path:line", …).
 nlohmann::json parse_json(std::string_view text, const std::string& source);
 nlohmann::json read_json(const std::string& path);  // throws p2l::Error naming the file
+
+// Whole numbers in JSON files. nlohmann's get<int64_t>() converts a real with a plain cast, so
+// 1e40 is undefined behaviour and 3.5 silently becomes 3. These take an integer, or a real with a
+// whole value, that fits the type, and otherwise throw p2l::Error "<source>: <key> must be a
+// whole number ...". json_int gives `fallback` when `object` has no `key`.
+int64_t json_to_int(const nlohmann::json& value, const std::string& source,
+                    const std::string& key);
+int64_t json_int(const nlohmann::json& object, const std::string& key, int64_t fallback,
+                 const std::string& source);
+std::vector<int64_t> json_int_list(const nlohmann::json& value, const std::string& source,
+                                   const std::string& key);
+// From 0 to 2^64 - 1 (seeds).
+uint64_t json_to_uint(const nlohmann::json& value, const std::string& source,
+                      const std::string& key);
+
 void write_json(const std::string& path, const nlohmann::json& j);
 // Before a long run: makes the output's folder and tries to create its temporary file, so that an
 // output that cannot be written ("/proc/x.png", a read-only folder) is one line naming the path

@@ -414,6 +414,15 @@ ModelConfig config_from_original_yaml(const std::string& yaml_path, const Shapes
     throw Error(yaml_path + ": cannot read YAML (" + e.what() + ")");
   }
   const auto fail = [&](const std::string& m) { throw Error(yaml_path + ": " + m); };
+  // Channel counts are base × multiplier. Both factors are bounded before they are multiplied, so
+  // that the product cannot overflow (validate() bounds the result, but only once it exists).
+  const auto channels = [&](int64_t base, int64_t mult, const std::string& what) {
+    constexpr int64_t kMaxFactor = 65536;
+    if (base <= 0 || mult <= 0 || base > kMaxFactor || mult > kMaxFactor)
+      fail(what + ": " + std::to_string(base) + " × " + std::to_string(mult) +
+           " is not a channel count (each factor from 1 to 65536)");
+    return base * mult;
+  };
   try {
     const auto params = root["model"]["params"];
     if (!params) fail("no model.params block");
@@ -427,10 +436,14 @@ ModelConfig config_from_original_yaml(const std::string& yaml_path, const Shapes
       const int64_t mc = u["model_channels"].as<int64_t>();
       const auto mult = u["channel_mult"].as<std::vector<int64_t>>();
       const auto attn = u["attention_resolutions"].as<std::vector<int64_t>>();
+      // UNetConfig's own bound, checked here because level is a shift count below.
+      if (mult.size() > 8)
+        fail("channel_mult has " + std::to_string(mult.size()) + " levels, p2l's bound is 8");
       unet.block_out_channels.clear();
       unet.attention_levels.clear();
       for (size_t level = 0; level < mult.size(); ++level) {
-        unet.block_out_channels.push_back(mc * mult[level]);
+        unet.block_out_channels.push_back(
+            channels(mc, mult[level], "model_channels × channel_mult"));
         const int64_t ds = int64_t{1} << level;
         unet.attention_levels.push_back(std::find(attn.begin(), attn.end(), ds) != attn.end());
       }
@@ -455,7 +468,8 @@ ModelConfig config_from_original_yaml(const std::string& yaml_path, const Shapes
       const auto dd = f["ddconfig"];
       const int64_t ch = dd["ch"].as<int64_t>();
       vae.block_out_channels.clear();
-      for (auto m : dd["ch_mult"].as<std::vector<int64_t>>()) vae.block_out_channels.push_back(ch * m);
+      for (auto m : dd["ch_mult"].as<std::vector<int64_t>>())
+        vae.block_out_channels.push_back(channels(ch, m, "ch × ch_mult"));
       vae.layers_per_block = dd["num_res_blocks"].as<int64_t>();
       vae.in_channels = dd["in_channels"].as<int64_t>(3);
       vae.out_channels = dd["out_ch"].as<int64_t>(3);
@@ -564,8 +578,13 @@ ModelConfig diffusers_config(const fs::path& dir) {
   config.vae = read("vae", VaeConfig::from_json);
   config.text = read("text_encoder", ClipTextConfig::from_json);
   const auto scheduler = dir / "scheduler" / "scheduler_config.json";
-  if (fs::exists(scheduler))
-    config.schedule = diffusion::ScheduleConfig::from_json(io::read_json(scheduler.string()));
+  if (fs::exists(scheduler)) {
+    try {
+      config.schedule = diffusion::ScheduleConfig::from_json(io::read_json(scheduler.string()));
+    } catch (const Error& e) {
+      throw Error(scheduler.string() + ": " + e.what());
+    }
+  }
   return config;
 }
 

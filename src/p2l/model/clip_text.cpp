@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 #include "p2l/model/config_bounds.h"
 #include "p2l/model/attention.h"
 #include "p2l/model/layers.h"
@@ -15,18 +16,33 @@ namespace nn = torch::nn;
 
 ClipTextConfig ClipTextConfig::sd_v1() { return ClipTextConfig{}; }
 
-ClipTextConfig ClipTextConfig::from_json(const nlohmann::json& j) {
+namespace {
+
+constexpr char kTextConfig[] = "text encoder config";
+
+ClipTextConfig clip_text_config_from_json(const nlohmann::json& j) {
   ClipTextConfig c;
-  c.vocab_size = j.value("vocab_size", c.vocab_size);
-  c.hidden_size = j.value("hidden_size", c.hidden_size);
-  c.intermediate_size = j.value("intermediate_size", c.intermediate_size);
-  c.num_layers = j.value("num_hidden_layers", c.num_layers);
-  c.num_heads = j.value("num_attention_heads", c.num_heads);
-  c.max_positions = j.value("max_position_embeddings", c.max_positions);
+  c.vocab_size = io::json_int(j, "vocab_size", c.vocab_size, kTextConfig);
+  c.hidden_size = io::json_int(j, "hidden_size", c.hidden_size, kTextConfig);
+  c.intermediate_size = io::json_int(j, "intermediate_size", c.intermediate_size, kTextConfig);
+  c.num_layers = io::json_int(j, "num_hidden_layers", c.num_layers, kTextConfig);
+  c.num_heads = io::json_int(j, "num_attention_heads", c.num_heads, kTextConfig);
+  c.max_positions = io::json_int(j, "max_position_embeddings", c.max_positions, kTextConfig);
   c.layer_norm_eps = j.value("layer_norm_eps", c.layer_norm_eps);
   c.hidden_act = j.value("hidden_act", c.hidden_act);
   c.validate();
   return c;
+}
+
+}  // namespace
+
+ClipTextConfig ClipTextConfig::from_json(const nlohmann::json& j) {
+  // A value of the wrong type is nlohmann's type_error; it is a defect of the file like any other.
+  try {
+    return clip_text_config_from_json(j);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string(kTextConfig) + ": " + e.what());
+  }
 }
 
 nlohmann::json ClipTextConfig::to_json() const {

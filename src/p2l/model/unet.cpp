@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 #include "p2l/model/config_bounds.h"
 #include "p2l/model/attention.h"
 #include "p2l/model/layers.h"
@@ -26,12 +27,16 @@ nn::LayerNorm layer_norm(int64_t dim) {
 
 UNetConfig UNetConfig::sd_v1() { return UNetConfig{}; }
 
-UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
+namespace {
+
+constexpr char kUNetConfig[] = "unet config";
+
+UNetConfig unet_config_from_json(const nlohmann::json& j) {
   UNetConfig c;
-  c.in_channels = j.value("in_channels", c.in_channels);
-  c.out_channels = j.value("out_channels", c.out_channels);
+  c.in_channels = io::json_int(j, "in_channels", c.in_channels, kUNetConfig);
+  c.out_channels = io::json_int(j, "out_channels", c.out_channels, kUNetConfig);
   if (j.contains("block_out_channels"))
-    c.block_out_channels = j["block_out_channels"].get<std::vector<int64_t>>();
+    c.block_out_channels = io::json_int_list(j["block_out_channels"], kUNetConfig, "block_out_channels");
   c.attention_levels.clear();
   if (j.contains("down_block_types")) {
     for (const auto& type : j["down_block_types"]) {
@@ -52,27 +57,39 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
         throw Error("unet config: up_block_types do not mirror down_block_types");
     }
   }
-  c.layers_per_block = j.value("layers_per_block", c.layers_per_block);
+  c.layers_per_block = io::json_int(j, "layers_per_block", c.layers_per_block, kUNetConfig);
   // SD v1 quirk: attention_head_dim holds the number of heads. num_attention_heads, when set,
   // is the newer, correctly named field.
   if (j.contains("num_attention_heads") && !j["num_attention_heads"].is_null())
-    c.num_heads = j["num_attention_heads"].get<int64_t>();
+    c.num_heads = io::json_to_int(j["num_attention_heads"], kUNetConfig, "num_attention_heads");
   else if (j.contains("attention_head_dim") && j["attention_head_dim"].is_number_integer())
-    c.num_heads = j["attention_head_dim"].get<int64_t>();
+    c.num_heads = io::json_to_int(j["attention_head_dim"], kUNetConfig, "attention_head_dim");
   else if (j.contains("attention_head_dim"))
     throw Error("unet config: per-level attention_head_dim lists are not supported");
-  c.context_dim = j.value("cross_attention_dim", c.context_dim);
+  c.context_dim = io::json_int(j, "cross_attention_dim", c.context_dim, kUNetConfig);
   if (j.contains("transformer_layers_per_block") && j["transformer_layers_per_block"].is_number())
-    c.transformer_depth = j["transformer_layers_per_block"].get<int64_t>();
+    c.transformer_depth =
+        io::json_to_int(j["transformer_layers_per_block"], kUNetConfig, "transformer_layers_per_block");
   c.use_linear_projection = j.value("use_linear_projection", false);
-  c.norm_groups = j.value("norm_num_groups", c.norm_groups);
+  c.norm_groups = io::json_int(j, "norm_num_groups", c.norm_groups, kUNetConfig);
   c.norm_eps = j.value("norm_eps", c.norm_eps);
   if (j.contains("sample_size") && j["sample_size"].is_number_integer())
-    c.sample_size = j["sample_size"].get<int64_t>();
-  if (!j.value("flip_sin_to_cos", true) || j.value("freq_shift", 0) != 0)
+    c.sample_size = io::json_to_int(j["sample_size"], kUNetConfig, "sample_size");
+  if (!j.value("flip_sin_to_cos", true) || io::json_int(j, "freq_shift", 0, kUNetConfig) != 0)
     throw Error("unet config: only flip_sin_to_cos=true, freq_shift=0 (SD v1) is supported");
   c.validate();
   return c;
+}
+
+}  // namespace
+
+UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
+  // A value of the wrong type is nlohmann's type_error; it is a defect of the file like any other.
+  try {
+    return unet_config_from_json(j);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string(kUNetConfig) + ": " + e.what());
+  }
 }
 
 nlohmann::json UNetConfig::to_json() const {

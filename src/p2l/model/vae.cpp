@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 #include "p2l/model/config_bounds.h"
 #include "p2l/model/attention.h"
 #include "p2l/model/layers.h"
@@ -22,15 +23,19 @@ constexpr double kVaeNormEps = 1e-6;
 
 VaeConfig VaeConfig::sd_v1() { return VaeConfig{}; }
 
-VaeConfig VaeConfig::from_json(const nlohmann::json& j) {
+namespace {
+
+constexpr char kVaeConfig[] = "vae config";
+
+VaeConfig vae_config_from_json(const nlohmann::json& j) {
   VaeConfig c;
-  c.in_channels = j.value("in_channels", c.in_channels);
-  c.out_channels = j.value("out_channels", c.out_channels);
-  c.latent_channels = j.value("latent_channels", c.latent_channels);
+  c.in_channels = io::json_int(j, "in_channels", c.in_channels, kVaeConfig);
+  c.out_channels = io::json_int(j, "out_channels", c.out_channels, kVaeConfig);
+  c.latent_channels = io::json_int(j, "latent_channels", c.latent_channels, kVaeConfig);
   if (j.contains("block_out_channels"))
-    c.block_out_channels = j["block_out_channels"].get<std::vector<int64_t>>();
-  c.layers_per_block = j.value("layers_per_block", c.layers_per_block);
-  c.norm_groups = j.value("norm_num_groups", c.norm_groups);
+    c.block_out_channels = io::json_int_list(j["block_out_channels"], kVaeConfig, "block_out_channels");
+  c.layers_per_block = io::json_int(j, "layers_per_block", c.layers_per_block, kVaeConfig);
+  c.norm_groups = io::json_int(j, "norm_num_groups", c.norm_groups, kVaeConfig);
   c.scaling_factor = j.value("scaling_factor", c.scaling_factor);
   for (const char* key : {"down_block_types", "up_block_types"}) {
     if (!j.contains(key)) continue;
@@ -42,6 +47,17 @@ VaeConfig VaeConfig::from_json(const nlohmann::json& j) {
   }
   c.validate();
   return c;
+}
+
+}  // namespace
+
+VaeConfig VaeConfig::from_json(const nlohmann::json& j) {
+  // A value of the wrong type is nlohmann's type_error; it is a defect of the file like any other.
+  try {
+    return vae_config_from_json(j);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string(kVaeConfig) + ": " + e.what());
+  }
 }
 
 nlohmann::json VaeConfig::to_json() const {

@@ -1,6 +1,7 @@
 #include "p2l/operators/box_inpainting.h"
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 #include "p2l/operators/prng.h"
 
 namespace p2l::operators {
@@ -79,9 +80,12 @@ nlohmann::json BoxInpainting::to_json() const {
 
 std::unique_ptr<BoxInpainting> BoxInpainting::from_json(const nlohmann::json& j,
                                                         const NamedTensors& tensors) {
-  const auto height = j.at("height").get<int64_t>(), width = j.at("width").get<int64_t>();
-  const auto box_size = j.at("box_size").get<int64_t>();
-  const auto top = j.at("top").get<int64_t>(), left = j.at("left").get<int64_t>();
+  const auto number = [&](const char* key) {
+    return io::json_to_int(j.at(key), "box inpainting", key);
+  };
+  const auto height = number("height"), width = number("width");
+  const auto box_size = number("box_size");
+  const auto top = number("top"), left = number("left");
   std::unique_ptr<BoxInpainting> op;
   if (j.contains("mask_tensor")) {
     box_mask(height, width, box_size, top, left);  // validates the geometry
@@ -90,8 +94,8 @@ std::unique_ptr<BoxInpainting> BoxInpainting::from_json(const nlohmann::json& j,
     op = std::make_unique<BoxInpainting>(height, width, box_size, top, left);
   }
   op->placement_ = j.value("placement", std::string("given"));
-  op->margin_ = j.value("margin", int64_t{0});
-  op->seed_ = j.value("seed", uint64_t{0});
+  op->margin_ = io::json_int(j, "margin", 0, "box inpainting");
+  op->seed_ = j.contains("seed") ? io::json_to_uint(j["seed"], "box inpainting", "seed") : 0;
   return op;
 }
 

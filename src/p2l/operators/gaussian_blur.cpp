@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 
 namespace p2l::operators {
 namespace {
@@ -59,7 +60,7 @@ nlohmann::json GaussianBlur::to_json() const {
 
 std::unique_ptr<GaussianBlur> GaussianBlur::from_json(const nlohmann::json& j,
                                                       const NamedTensors& tensors) {
-  const auto size = j.at("kernel_size").get<int64_t>();
+  const auto size = io::json_to_int(j.at("kernel_size"), "Gaussian blur", "kernel_size");
   const auto sigma = j.at("sigma").get<double>();
   check_gaussian_parameters(size, sigma);
   if (j.contains("kernel_tensor")) {

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 #include "p2l/io/image.h"
 #include "p2l/io/safetensors.h"
 
@@ -90,7 +91,8 @@ torch::Tensor Inpainting::mask_from_json(const nlohmann::json& j, const NamedTen
   if (found == tensors.end()) throw Error(who + ": mask tensor '" + name + "' is missing");
   auto mask = as_mask(found->second, who);
   if (j.contains("height") && j.contains("width")) {
-    const auto h = j["height"].get<int64_t>(), w = j["width"].get<int64_t>();
+    const auto h = io::json_to_int(j["height"], who, "height");
+    const auto w = io::json_to_int(j["width"], who, "width");
     if (mask.size(0) != h || mask.size(1) != w)
       throw Error(who + ": stored mask is " + size_text(mask.size(0), mask.size(1)) +
                   " but the operator is " + size_text(h, w));

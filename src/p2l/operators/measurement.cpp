@@ -86,12 +86,12 @@ MeasurementFiles save_measurement(const Measurement& m, const std::string& out,
 Measurement load_measurement(const std::string& json_path) {
   if (!fs::is_regular_file(json_path)) throw Error(json_path + ": cannot read measurement file");
   const nlohmann::json j = io::read_json(json_path);
-  if (!j.is_object() || j.value("format", "") != kFormat)
+  if (!j.is_object() || !j.contains("format") || j["format"] != kFormat)
     throw Error(json_path + ": not a p2l measurement (format is not \"" + kFormat + "\")");
   Measurement m;
   NamedTensors tensors;
   try {
-    if (j.at("version").get<int>() > kVersion)
+    if (io::json_to_int(j.at("version"), json_path, "version") > kVersion)
       throw Error(json_path + ": written by a newer p2l (version " + j["version"].dump() + ")");
     auto tensor_path = fs::path(j.at("files").at("tensors").get<std::string>());
     if (tensor_path.is_relative()) tensor_path = fs::path(json_path).parent_path() / tensor_path;
@@ -104,10 +104,10 @@ Measurement load_measurement(const std::string& json_path) {
     m.y = file.load(y_name);
     m.op = operator_from_json(j.at("operator"), tensors);
     m.noise = NoiseModel::from_json(j.at("noise"));
-    m.seed = j.at("seed").get<uint64_t>();
+    m.seed = io::json_to_uint(j.at("seed"), json_path, "seed");
     m.source_image = j.value("source_image", "");
-    m.height = j.at("image_size").at("height").get<int64_t>();
-    m.width = j.at("image_size").at("width").get<int64_t>();
+    m.height = io::json_to_int(j.at("image_size").at("height"), json_path, "image_size.height");
+    m.width = io::json_to_int(j.at("image_size").at("width"), json_path, "image_size.width");
   } catch (const nlohmann::json::exception& e) {
     throw Error(json_path + ": " + e.what());
   }

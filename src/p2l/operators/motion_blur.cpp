@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 #include "p2l/operators/prng.h"
 #include "p2l/operators/resizer.h"
 
@@ -183,12 +184,12 @@ nlohmann::json MotionBlur::to_json() const {
 
 std::unique_ptr<MotionBlur> MotionBlur::from_json(const nlohmann::json& j,
                                                   const NamedTensors& tensors) {
-  const auto size = j.at("kernel_size").get<std::vector<int64_t>>();
+  const auto size = io::json_int_list(j.at("kernel_size"), "motion blur", "kernel_size");
   if (size.size() != 2) throw Error("motion blur: kernel_size must be [height, width]");
   const auto source = j.value("source", std::string("random"));
   const bool random = source == "random";
   const double intensity = random ? j.at("intensity").get<double>() : 0.0;
-  const uint64_t seed = random ? j.at("seed").get<uint64_t>() : 0;
+  const uint64_t seed = random ? io::json_to_uint(j.at("seed"), "motion blur", "seed") : 0;
   torch::Tensor kernel;
   if (j.contains("kernel_tensor")) {
     const auto name = j["kernel_tensor"].get<std::string>();

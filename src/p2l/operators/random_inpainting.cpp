@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 #include "p2l/operators/prng.h"
 
 namespace p2l::operators {
@@ -45,12 +46,13 @@ nlohmann::json RandomInpainting::to_json() const {
 std::unique_ptr<RandomInpainting> RandomInpainting::from_json(const nlohmann::json& j,
                                                               const NamedTensors& tensors) {
   const auto fraction = j.at("fraction").get<double>();
-  const auto seed = j.at("seed").get<uint64_t>();
+  const auto seed = io::json_to_uint(j.at("seed"), "random inpainting", "seed");
   if (j.contains("mask_tensor"))
     return std::unique_ptr<RandomInpainting>(
         new RandomInpainting(mask_from_json(j, tensors, "random inpainting"), fraction, seed));
-  return std::make_unique<RandomInpainting>(j.at("height").get<int64_t>(),
-                                            j.at("width").get<int64_t>(), fraction, seed);
+  return std::make_unique<RandomInpainting>(
+      io::json_to_int(j.at("height"), "random inpainting", "height"),
+      io::json_to_int(j.at("width"), "random inpainting", "width"), fraction, seed);
 }
 
 }  // namespace p2l::operators

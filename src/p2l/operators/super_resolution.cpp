@@ -1,6 +1,7 @@
 #include "p2l/operators/super_resolution.h"
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 #include "p2l/operators/resizer.h"
 
 namespace p2l::operators {
@@ -44,7 +45,8 @@ torch::Tensor SuperResolution::adjoint(const torch::Tensor& y) const {
 nlohmann::json SuperResolution::to_json() const { return {{"kind", kind()}, {"factor", factor_}}; }
 
 std::unique_ptr<SuperResolution> SuperResolution::from_json(const nlohmann::json& j) {
-  return std::make_unique<SuperResolution>(j.at("factor").get<int64_t>());
+  return std::make_unique<SuperResolution>(
+      io::json_to_int(j.at("factor"), "super-resolution", "factor"));
 }
 
 }  // namespace p2l::operators
