@@ -14,7 +14,7 @@ BUILD_DIR=build-asan ./scripts/build.sh -DP2L_SANITIZE=address,undefined \
 # Parsers (safetensors, pickle/zip, images, JSON, YAML, tokenizer), checkpoints, the CLI's
 # errors, and the operators.
 suites='SafetensorsTest|ClipTokenizerTest|Image|CkptCases|CkptHostile|Checkpoint|HostileInput'
-suites+='|DegradeCli|Operator[A-Za-z]*'
+suites+='|DegradeCli|Operator[A-Za-z]*|FuzzRegressions'
 errors='Cli\.BadInputGivesOneLineErrorAndNonZeroExit|RestoreCli\.ErrorsForBadInput'
 errors+='|EvalCli\.ErrorsForBadInput'
 supp=$PWD/tests/sanitizers
