@@ -421,7 +421,7 @@ class ScoreCli : public ::testing::Test {
     lpips_ = write_weights(*lpips, "score_lpips_alex.safetensors");
   }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  RunResult p2l(const std::string& args) const { return run_p2l("--threads 2 -q " + args, dir_); }
+  RunResult p2l(const std::string& args) const { return run_p2l("-q " + args, dir_); }
 
   fs::path dir_;
   std::string lpips_;

@@ -91,12 +91,12 @@ int main(int argc, char** argv) {
   bool verbose = false, quiet = false;
   // More threads than cores only slow the work down; 100 000 of them hung the process.
   const int max_threads = 4 * std::max(1u, std::thread::hardware_concurrency());
-  app.add_option("--threads", threads, "CPU threads for LibTorch (default: all cores)")
+  app.add_option("--threads", threads, "CPU threads for LibTorch (default: OMP_NUM_THREADS, else all cores)")
       ->check(CLI::Range(0, max_threads).description(""));
   app.add_flag("-v,--verbose", verbose, "Debug messages (e.g. ignored checkpoint tensors)");
   app.add_flag("-q,--quiet", quiet, "Only errors");
   app.parse_complete_callback([&] {
-    // LibTorch starts with one intra-op thread here: use every core unless told otherwise.
+    // LibTorch starts with one intra-op thread here: OMP_NUM_THREADS or every core, unless told.
     p2l::set_threads(threads);
     if (verbose) p2l::log::set_level(p2l::log::Level::Debug);
     if (quiet) p2l::log::set_level(p2l::log::Level::Error);
