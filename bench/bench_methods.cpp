@@ -1,5 +1,5 @@
 // What one DDIM step of each solver costs, and where the time goes: wall time per step split by
-// component (solvers::ComponentTimes), network evaluations per step by kind, peak memory, FLOPs
+// component (solvers::ActivityTimes), network evaluations per step by kind, peak memory, FLOPs
 // per step counted from the layer shapes (model/flops.h) and the achieved FLOP/s as a share of
 // the machine's peak (a matrix product, a convolution) measured in the same run. Per-network
 // micro-benchmarks split the solvers' backward time (one pass through several networks) by network.
@@ -50,7 +50,7 @@
 
 using namespace p2l;
 using Clock = std::chrono::steady_clock;
-using solvers::Component;
+using solvers::Activity;
 
 namespace {
 
@@ -295,7 +295,7 @@ struct MethodCost {
   std::string method;
   int64_t steps = 0;
   double ms_per_step = 0, text_ms = 0;
-  solvers::ComponentTimes ms;  // per step
+  solvers::ActivityTimes ms;  // per step
   PerStep evals;
   double gflop_per_step = 0;
   double base_rss = 0, peak_rss = 0, cuda_peak = 0;
@@ -332,7 +332,7 @@ MethodCost run_method(const Bench& b, const std::string& method, int64_t steps, 
     for (int64_t r = 0; r < repeats; ++r) {
       reset_peak_memory(b.device);
       const double base = status_mib("VmRSS");
-      solvers::ComponentTimes times, at_last;
+      solvers::ActivityTimes times, at_last;
       times.synchronize_cuda = b.device.is_cuda();
       problem.profile = profile ? &times : nullptr;
       Clock::time_point last;
@@ -345,16 +345,16 @@ MethodCost run_method(const Bench& b, const std::string& method, int64_t steps, 
       };
       const auto start = Clock::now();
       auto solution = solver->solve(problem, observer);
-      const double text_ms = 1e3 * at_last[Component::kTextEncoder];
+      const double text_ms = 1e3 * at_last[Activity::kTextEncoder];
       const double ms =
           (std::chrono::duration<double, std::milli>(last - start).count() - text_ms) / steps;
       const double peak = status_mib("VmHWM");
       if (ms < cost.ms_per_step) {
         cost.ms_per_step = ms;
         cost.text_ms = text_ms;
-        for (size_t c = 0; c < solvers::kComponentCount; ++c)
+        for (size_t c = 0; c < solvers::kActivityCount; ++c)
           cost.ms.seconds[c] = 1e3 * at_last.seconds[c] / steps;
-        cost.ms[Component::kTextEncoder] = 0;
+        cost.ms[Activity::kTextEncoder] = 0;
       }
       cost.base_rss = base;
       cost.peak_rss = std::max(cost.peak_rss, peak);
@@ -385,11 +385,11 @@ MethodCost run_method(const Bench& b, const std::string& method, int64_t steps, 
 void print_costs(const Bench& b, const std::vector<MethodCost>& costs, bool profile) {
   std::printf("\n#### %s: time per step (ms)\n\n", b.title.c_str());
   std::printf("| method | ms / step |");
-  const Component shown[] = {Component::kUnetForward,    Component::kDecoderForward,
-                             Component::kEncoderForward, Component::kBackward,
-                             Component::kOperator,       Component::kOptimiser};
+  const Activity shown[] = {Activity::kUnetForward,    Activity::kDecoderForward,
+                             Activity::kEncoderForward, Activity::kBackward,
+                             Activity::kOperator,       Activity::kOptimiser};
   if (profile) {
-    for (auto c : shown) std::printf(" %s |", solvers::component_name(c));
+    for (auto c : shown) std::printf(" %s |", solvers::activity_name(c));
     std::printf(" other | text encoder (once) |");
   }
   std::printf("\n|---|---|%s\n", profile ? "---|---|---|---|---|---|---|---|" : "");
@@ -554,7 +554,7 @@ void print_backward_split(const Bench& b, const std::vector<MethodCost>& costs,
     const double u = c.evals.unet_b * bwd("UNet"), d = c.evals.dec_b * bwd("decoder"),
                  e = c.evals.enc_b * bwd("encoder");
     std::printf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f |\n", c.method.c_str(),
-                c.ms[Component::kBackward], u, d, e, u + d + e);
+                c.ms[Activity::kBackward], u, d, e, u + d + e);
   }
 }
 

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "p2l/diffusion/text_to_image.h"
+#include "p2l/pipelines/text_to_image.h"
 #include "p2l/io/image.h"
 #include "p2l/metrics/image_quality.h"
 #include "p2l/model/checkpoint.h"
@@ -36,18 +36,18 @@ TEST(EmojiModel, LoadsAsADiffusersFolder) {
 
 TEST(EmojiModel, SamplingIsDeterministic) {
   auto& sd = shipped();
-  diffusion::TextToImageOptions o;
+  pipelines::TextToImageOptions o;
   o.prompt = captions().begin().value().get<std::string>();
   o.steps = 20;
   o.cfg_scale = 3.0;
   o.seed = 42;
   o.width = o.height = 64;
-  auto a = diffusion::text_to_image(sd, o).decoded;
-  auto b = diffusion::text_to_image(sd, o).decoded;
+  auto a = pipelines::text_to_image(sd, o).decoded;
+  auto b = pipelines::text_to_image(sd, o).decoded;
   EXPECT_TRUE(torch::equal(a, b));
   EXPECT_TRUE(torch::isfinite(a).all().item<bool>());
   o.seed = 43;
-  EXPECT_FALSE(torch::equal(a, diffusion::text_to_image(sd, o).decoded));
+  EXPECT_FALSE(torch::equal(a, pipelines::text_to_image(sd, o).decoded));
 }
 
 // The bar, "encoding then decoding a committed test image gives ≥ 28 dB", on the shipped

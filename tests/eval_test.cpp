@@ -520,20 +520,20 @@ TEST_F(EvalCli, RestorationThatIgnoresItsMeasurementIsFlagged) {
 
 TEST(EvalFit, RatioOfFinishedCheckedRecordsOnly) {
   const json checked = {{"status", "ok"}, {"data_residual", 6.0}, {"reference_residual", 2.0}};
-  EXPECT_DOUBLE_EQ(*solvers::fit_ratio(checked), 3.0);
-  EXPECT_TRUE(solvers::misfit(checked));
+  EXPECT_DOUBLE_EQ(*eval::fit_ratio(checked), 3.0);
+  EXPECT_TRUE(eval::misfit(checked));
   auto close = checked;
   close["data_residual"] = 3.9;
-  EXPECT_FALSE(solvers::misfit(close));
+  EXPECT_FALSE(eval::misfit(close));
   auto diverged = checked;
   diverged["status"] = "diverged";
-  EXPECT_FALSE(solvers::fit_ratio(diverged));
+  EXPECT_FALSE(eval::fit_ratio(diverged));
   auto old = checked;
   old.erase("reference_residual");
-  EXPECT_FALSE(solvers::fit_ratio(old));
+  EXPECT_FALSE(eval::fit_ratio(old));
   auto exact = checked;  // noiseless y that the autoencoder reproduces: nothing to compare with
   exact["reference_residual"] = 0.0;
-  EXPECT_FALSE(solvers::fit_ratio(exact));
+  EXPECT_FALSE(eval::fit_ratio(exact));
   // A record from before the check agrees with its completed copy, not with another result.
   EXPECT_TRUE(eval::same_result(old, checked));
   EXPECT_TRUE(eval::same_result(checked, old));

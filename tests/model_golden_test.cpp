@@ -6,7 +6,7 @@
 
 #include "goldens.h"
 #include "p2l/diffusion/schedule.h"
-#include "p2l/diffusion/text_to_image.h"
+#include "p2l/pipelines/text_to_image.h"
 
 namespace p2l::test {
 namespace {
@@ -136,7 +136,7 @@ TEST_P(ModelGolden, EndToEndSampling) {
   const auto ours = sd().schedule->timesteps(steps);
   for (int64_t i = 0; i < steps; ++i) EXPECT_EQ(ours[i], timesteps[i].item<int64_t>());
   int64_t callbacks = 0;
-  auto result = diffusion::sample_ddim(sd(), cond, uncond, init, steps,
+  auto result = pipelines::sample_ddim(sd(), cond, uncond, init, steps,
                                        number("guidance_scale"), number("eta"), 0,
                                        [&](int64_t, int64_t) { ++callbacks; });
   EXPECT_EQ(callbacks, steps);

@@ -37,7 +37,7 @@ model::StableDiffusion& shipped_bf16() {
   return sd;
 }
 
-double relative_error(const torch::Tensor& a, const torch::Tensor& reference) {
+double relative_difference(const torch::Tensor& a, const torch::Tensor& reference) {
   return ((a - reference).norm() / reference.norm()).item<double>();
 }
 
@@ -72,7 +72,7 @@ TEST(Precision, Bf16NetworksBehindAFloat32InterfaceTrackFloat32) {
     text16 = half.encode_prompts({"grinning face, smileys, google style"});
   }
   EXPECT_EQ(text16.scalar_type(), torch::kFloat);
-  EXPECT_LT(relative_error(text16, text32), 3e-2);
+  EXPECT_LT(relative_difference(text16, text32), 3e-2);
   // ε and the decoder, forward and the input gradient the guided steps take.
   auto grad = [](model::StableDiffusion& sd, const torch::Tensor& z0, const torch::Tensor& t0,
                  const torch::Tensor& text, torch::Tensor& eps) {
@@ -87,11 +87,11 @@ TEST(Precision, Bf16NetworksBehindAFloat32InterfaceTrackFloat32) {
   const auto g32 = grad(full, z, t, text32, eps32);
   const auto g16 = grad(half, z, t, text32, eps16);
   EXPECT_EQ(g16.scalar_type(), torch::kFloat);
-  EXPECT_LT(relative_error(eps16, eps32), 3e-2);
-  EXPECT_LT(relative_error(g16, g32), 5e-2);
+  EXPECT_LT(relative_difference(eps16, eps32), 3e-2);
+  EXPECT_LT(relative_difference(g16, g32), 5e-2);
   const auto x = io::load_image((kModel / "test_images" / "00_google.png").string());
   torch::NoGradGuard no_grad;
-  EXPECT_LT(relative_error(half.encode(x), full.encode(x)), 3e-2);
+  EXPECT_LT(relative_difference(half.encode(x), full.encode(x)), 3e-2);
 }
 
 // On a GPU (LibTorch 2.x: fused attention kernels): each precision's networks against the CPU's
@@ -115,9 +115,9 @@ TEST(Precision, CudaNetworksInEveryPrecisionTrackTheCpu) {
     const double tolerance = p == Precision::kFloat32 ? 2e-3 : 3e-2;  // TF32 convolutions
     const auto eps_cuda = sd.predict_noise(z.cuda(), t, text.cuda());
     EXPECT_EQ(eps_cuda.scalar_type(), torch::kFloat);
-    EXPECT_LT(relative_error(eps_cuda.cpu(), eps), tolerance);
-    EXPECT_LT(relative_error(sd.decode(z.cuda()).cpu(), image), tolerance);
-    EXPECT_LT(relative_error(sd.encode_prompts({"grinning face", ""}).cpu(), text), tolerance);
+    EXPECT_LT(relative_difference(eps_cuda.cpu(), eps), tolerance);
+    EXPECT_LT(relative_difference(sd.decode(z.cuda()).cpu(), image), tolerance);
+    EXPECT_LT(relative_difference(sd.encode_prompts({"grinning face", ""}).cpu(), text), tolerance);
   }
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "p2l/diffusion/schedule.h"
+#include "p2l/eval/inputs.h"
 #include "p2l/io/image.h"
 #include "p2l/metrics/image_quality.h"
 #include "p2l/model/checkpoint.h"
@@ -30,12 +31,11 @@ namespace fs = std::filesystem;
 namespace ops = p2l::operators;
 using solvers::Hyperparameters;
 
-// The committed test images, in name order.
+// The committed test images, in name order (as `p2l eval` lists them).
 std::vector<fs::path> test_image_paths() {
   std::vector<fs::path> images;
-  for (const auto& e : fs::directory_iterator(kModel / "test_images"))
-    if (e.path().extension() == ".png") images.push_back(e.path());
-  std::sort(images.begin(), images.end());
+  for (const auto& p : eval::collect_images({}, (kModel / "test_images").string()))
+    images.push_back(p);
   return images;
 }
 
@@ -43,12 +43,9 @@ torch::Tensor test_image(int index = 0) {
   return io::load_image(test_image_paths().at(index).string());
 }
 
-ops::Measurement measurement(const std::string& task, const torch::Tensor& x, double sigma = 0.05,
-                             uint64_t seed = 3) {
-  std::shared_ptr<const ops::Operator> op = ops::make_operator(
-      ops::parse_task(task), ops::TaskParams::preset(ops::Preset::k64), x.size(2), x.size(3),
-      seed);
-  return ops::measure(x, op, ops::NoiseModel::gaussian(sigma), seed);
+// σ_y = 0.05; seed 3 for the operator's random parts and the noise.
+ops::Measurement measurement(const std::string& task, const torch::Tensor& x) {
+  return eval::measure_task(x, task, 0.05, 3);
 }
 
 solvers::Problem problem_for(model::StableDiffusion& sd, const ops::Measurement& m,
@@ -288,9 +285,8 @@ std::string param_name(
 
 INSTANTIATE_TEST_SUITE_P(
     AllMethodsAllTasks, SolverBeatsNaive,
-    ::testing::Combine(::testing::Values("p2l", "ldps", "gml-dps", "psld", "resample"),
-                       ::testing::Values("sr", "gauss-blur", "motion-blur", "box-inpaint",
-                                         "random-inpaint")),
+    ::testing::Combine(::testing::ValuesIn(solvers::method_names()),
+                       ::testing::ValuesIn(eval::evaluation_tasks())),
     param_name);
 
 }  // namespace

@@ -27,8 +27,7 @@ namespace {
 struct DemoArgs {
   std::string model, image, output = "demo.png";
   ComputeFlags compute;
-  std::vector<std::string> tasks = {"sr", "gauss-blur", "motion-blur", "box-inpaint",
-                                    "random-inpaint"};
+  std::vector<std::string> tasks = eval::evaluation_tasks();
   std::vector<std::string> methods = solvers::method_names();
   int64_t steps = 0;  // 0 = each method's default
   double noise = 0.05;

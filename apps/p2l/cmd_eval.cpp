@@ -24,8 +24,7 @@ struct EvalArgs {
   std::string model, output, shard, summarize;
   ComputeFlags compute;
   std::vector<std::string> images, variants, merge;
-  std::vector<std::string> tasks = {"sr", "gauss-blur", "motion-blur", "box-inpaint",
-                                    "random-inpaint"};
+  std::vector<std::string> tasks = eval::evaluation_tasks();
   std::vector<std::string> methods = solvers::method_names();
   int64_t steps = 0;
   double noise = 0.05;

@@ -3,7 +3,7 @@
 
 #include "commands.h"
 #include "p2l/io/json_file.h"
-#include "p2l/diffusion/text_to_image.h"
+#include "p2l/pipelines/text_to_image.h"
 #include "p2l/error.h"
 #include "p2l/io/image.h"
 #include "p2l/model/checkpoint.h"
@@ -15,7 +15,7 @@ namespace {
 struct SampleArgs {
   std::string model, config, tokenizer, output = "sample.png";
   ComputeFlags compute;
-  diffusion::TextToImageOptions options;
+  pipelines::TextToImageOptions options;
   bool size_given = false;
 };
 }  // namespace
@@ -53,7 +53,7 @@ void add_sample_command(CLI::App& app) {
     if (w->count() == 0) options.width = native;
     if (h->count() == 0) options.height = native;
     Progress progress("sampling", options.steps);
-    auto result = diffusion::text_to_image(sd, options,
+    auto result = pipelines::text_to_image(sd, options,
                                            [&](int64_t done, int64_t) { progress.update(done); });
     progress.finish();
     io::save_png(a->output, result.decoded);

@@ -89,10 +89,16 @@ void add_sweep_command(CLI::App& app) {
       if (axis.values.size() != 1) throw Error("--set " + f + ": one value expected");
       fixed[axis.name] = axis.values[0];
     }
+    // Names and values checked before the model loads (names do not depend on its scale).
     auto defaults = solvers::default_hyperparameters(a->method, solvers::Scale::kSmall);
-    for (const auto& axis : axes)
-      if (!defaults.has(axis.name))
-        throw Error("--grid " + axis.name + " is not a hyperparameter of " + a->method);
+    for (const auto& axis : axes) {
+      defaults.require(axis.name, "--grid " + axis.name);
+      for (const double v : axis.values) defaults.set(axis.name, v, "--grid");
+    }
+    for (const auto& [name, value] : fixed) {
+      defaults.require(name, "--set " + name);
+      defaults.set(name, value, "--set");
+    }
     const auto images =
         eval::collect_images(a->images, (fs::path(a->model) / "test_images").string());
     const auto load = load_options(a->compute);
@@ -187,7 +193,8 @@ void add_sweep_command(CLI::App& app) {
       }
     }
     std::cerr << "\n";
-    auto parameters = solvers::default_hyperparameters(a->method, solvers::Scale::kSmall);
+    // The defaults of the model swept (SD-512's for an SD model, not the small model's).
+    auto parameters = solvers::default_hyperparameters(a->method, solvers::scale_for(model));
     io::write_json(a->output + ".json",
                    {{"method", a->method}, {"model", a->model}, {"tasks", a->tasks},
                     {"grid", a->grids}, {"set", a->fixed}, {"noise", a->noise},

@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "commands.h"
-#include "p2l/diffusion/text_to_image.h"
+#include "p2l/pipelines/text_to_image.h"
 #include "p2l/error.h"
 #include "p2l/io/json_file.h"
 #include "p2l/io/image.h"
@@ -418,13 +418,13 @@ torch::Tensor sample_captions(model::StableDiffusion& sd, const std::vector<std:
   std::vector<torch::Tensor> images;
   Progress progress(what, static_cast<int64_t>(captions.size()));
   for (size_t i = 0; i < captions.size(); ++i) {
-    diffusion::TextToImageOptions o;
+    pipelines::TextToImageOptions o;
     o.prompt = captions[i];
     o.steps = a.sample_steps;
     o.cfg_scale = a.sample_cfg;
     o.seed = i;
     o.width = o.height = sd.config.unet.sample_size * sd.config.vae.downsampling_factor();
-    images.push_back(diffusion::text_to_image(sd, o).decoded.clamp(-1, 1));
+    images.push_back(pipelines::text_to_image(sd, o).decoded.clamp(-1, 1));
     progress.update(static_cast<int64_t>(i) + 1);
   }
   progress.finish();

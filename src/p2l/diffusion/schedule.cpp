@@ -132,4 +132,11 @@ DdimStep ddim_step(const torch::Tensor& z_t, const torch::Tensor& eps, float alp
   return {ddim_from_estimate(z0, eps, alpha_bar_t, alpha_bar_prev, eta, noise), z0};
 }
 
+torch::Tensor seeded_normal(at::IntArrayRef shape, uint64_t seed,
+                            const torch::TensorOptions& options) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto noise = torch::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat));
+  return noise.to(options);
+}
+
 }  // namespace p2l::diffusion

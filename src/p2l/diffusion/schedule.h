@@ -66,4 +66,8 @@ torch::Tensor ddim_from_estimate(const torch::Tensor& z0, const torch::Tensor& e
                                  const torch::Tensor& noise = {});
 float ddim_sigma(float alpha_bar_t, float alpha_bar_prev, double eta);
 
+// N(0, 1) noise from a seed, drawn on the CPU then moved, for device-independent results.
+torch::Tensor seeded_normal(at::IntArrayRef shape, uint64_t seed,
+                            const torch::TensorOptions& options);
+
 }  // namespace p2l::diffusion

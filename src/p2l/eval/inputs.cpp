@@ -44,4 +44,10 @@ operators::Measurement measure_task(const torch::Tensor& clean, const std::strin
   return operators::measure(clean, op, operators::NoiseModel::gaussian(noise_sigma), seed);
 }
 
+const std::vector<std::string>& evaluation_tasks() {
+  static const std::vector<std::string> tasks = {"sr", "gauss-blur", "motion-blur", "box-inpaint",
+                                                 "random-inpaint"};
+  return tasks;
+}
+
 }  // namespace p2l::eval

@@ -12,6 +12,10 @@
 
 namespace p2l::eval {
 
+// The five tasks of the evaluation protocol (SPEC §5): what `p2l eval` and `p2l demo` run by
+// default and the solver tests check.
+const std::vector<std::string>& evaluation_tasks();
+
 // The PNG files among `given` and every *.png of the folders among it (each folder sorted by
 // name, so the list is the same on every machine); `default_folder` when `given` is empty.
 // Throws p2l::Error naming a path that does not exist, or when no image is found.

@@ -27,12 +27,7 @@ void check_overrides(const std::string& method, const std::map<std::string, doub
                      const std::string& what) {
   auto parameters = hyperparameters_of(method);
   for (const auto& [name, value] : overrides) {
-    if (!parameters.has(name)) {
-      std::string names;
-      for (const auto& h : parameters.table()) names += (names.empty() ? "" : ", ") + h.name;
-      throw Error(what + ": " + name + " is not a hyperparameter of " + method + " (its: " + names +
-                  ")");
-    }
+    parameters.require(name, what + ": " + name);
     parameters.set(name, value, what);
   }
 }

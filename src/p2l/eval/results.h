@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,5 +55,12 @@ bool same_result(const nlohmann::json& a, const nlohmann::json& b);
 // Whether `other`, a record of the same job that agrees with `kept`, should replace it: it has
 // the fit check and `kept` does not.
 bool completes(const nlohmann::json& kept, const nlohmann::json& other);
+
+// data_residual / reference_residual of a finished job's record (solvers/fit.h); none for a
+// diverged job or a record written before the reference was recorded.
+std::optional<double> fit_ratio(const nlohmann::json& record);
+
+// Whether a record is a finished restoration that did not fit its measurement.
+bool misfit(const nlohmann::json& record);
 
 }  // namespace p2l::eval

@@ -102,7 +102,7 @@ nlohmann::json finished_record(PreparedJob& p, const solvers::RestoreOutcome& ou
   record["status"] = "ok";
   record["parameters"] = out.report["parameters"];
   record["data_residual"] = out.report["data_residual"];
-  if (const auto ratio = solvers::fit_ratio(record)) record["fit_ratio"] = *ratio;
+  if (const auto ratio = fit_ratio(record)) record["fit_ratio"] = *ratio;
   record["network_evaluations"] = out.report["network_evaluations"];
   record["seconds"] = out.report["seconds"];
   if (out.report.contains("batch")) record["batch"] = out.report["batch"];
@@ -200,7 +200,7 @@ int64_t add_reference_residuals(const Plan& plan, std::vector<nlohmann::json>& r
     const auto clean = io::load_image(it->second->path);
     const auto measurement = measure_task(clean, task, plan.noise, seeds.measurement);
     (*record)["reference_residual"] = solvers::autoencoded_residual(model, measurement, clean);
-    if (const auto ratio = solvers::fit_ratio(*record)) (*record)["fit_ratio"] = *ratio;
+    if (const auto ratio = fit_ratio(*record)) (*record)["fit_ratio"] = *ratio;
   }
   return static_cast<int64_t>(missing.size());
 }
@@ -280,12 +280,12 @@ EvalRun run_evaluation(const EvalOptions& options) {
         io::append_json_line(results_path, record);
         ++run.ran;
         if (record["status"] != "ok") ++run.diverged;
-        if (solvers::misfit(record)) ++run.misfit;
+        if (misfit(record)) ++run.misfit;
         char text[160];
-        if (solvers::misfit(record))
+        if (misfit(record))
           std::snprintf(text, sizeof text, "%s PSNR %.2f dB, did not fit its measurement (%.1f×)",
                         job.key().c_str(), record.value("psnr", 0.0),
-                        *solvers::fit_ratio(record));
+                        *fit_ratio(record));
         else if (record["status"] == "ok")
           std::snprintf(text, sizeof text, "%s PSNR %.2f dB", job.key().c_str(),
                         record.value("psnr", 0.0));

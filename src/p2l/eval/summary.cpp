@@ -3,13 +3,13 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <vector>
 
 #include "p2l/error.h"
 #include "p2l/eval/image_metrics.h"
+#include "p2l/eval/results.h"
 #include "p2l/eval/statistics.h"
 #include "p2l/io/image.h"
 #include "p2l/io/json_file.h"
@@ -133,7 +133,7 @@ nlohmann::json summarize(const Plan& plan, const std::map<std::string, nlohmann:
         }
         ++ok;
         // Counted among the finished (its image is what the method gave) and named below.
-        if (const auto ratio = solvers::fit_ratio(*r)) {
+        if (const auto ratio = fit_ratio(*r)) {
           if (*ratio > solvers::kMisfitRatio) {
             ++unfit;
             misfits.push_back({{"image", image.name},
@@ -358,16 +358,8 @@ std::string write_summary(const std::string& folder, const nlohmann::json& summa
   }
   md << misfit_section(summary);
   io::write_json((fs::path(folder) / "summary.json").string(), summary);
-  for (const auto& [name, text] :
-       {std::pair<std::string, std::string>{"summary.md", md.str()}, {"summary.csv", csv.str()}}) {
-    const auto path = (fs::path(folder) / name).string();
-    {
-      std::ofstream out(path + ".tmp", std::ios::trunc);
-      out << text;
-      if (!out) throw Error(path + ": cannot write");
-    }
-    fs::rename(path + ".tmp", path);
-  }
+  io::write_text((fs::path(folder) / "summary.md").string(), md.str());
+  io::write_text((fs::path(folder) / "summary.csv").string(), csv.str());
   return md.str();
 }
 

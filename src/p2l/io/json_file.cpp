@@ -94,14 +94,17 @@ nlohmann::json read_json(const std::string& path) {
 
 void write_text(const std::string& path, const std::string& text) {
   const auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent);
+  std::error_code ec;
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (ec) throw Error(path + ": cannot make its folder (" + ec.message() + ")");
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << text;
     if (!out) throw Error(path + ": cannot write");
   }
-  std::filesystem::rename(tmp, path);
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw Error(path + ": cannot write (" + ec.message() + ")");
 }
 
 void check_writable(const std::string& path) {

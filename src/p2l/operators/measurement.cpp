@@ -1,7 +1,6 @@
 #include "p2l/operators/measurement.h"
 
 #include <filesystem>
-#include <fstream>
 #include <utility>
 #include <vector>
 
@@ -71,15 +70,7 @@ MeasurementFiles save_measurement(const Measurement& m, const std::string& out,
   j["measurement_tensor"] = kMeasurementTensor;
   j["files"] = {{"tensors", fs::path(files.tensors).filename().string()},
                 {"preview", fs::path(files.preview).filename().string()}};
-  const std::string tmp = files.json + ".tmp";
-  {
-    std::ofstream stream(tmp, std::ios::trunc);
-    stream << j.dump(2) << "\n";
-    if (!stream) throw Error(files.json + ": cannot write");
-  }
-  std::error_code ec;
-  fs::rename(tmp, files.json, ec);
-  if (ec) throw Error(files.json + ": cannot write (" + ec.message() + ")");
+  io::write_json(files.json, j);
   return files;
 }
 

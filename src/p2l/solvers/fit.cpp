@@ -19,17 +19,4 @@ std::optional<double> fit_ratio(double residual, double reference) {
   return residual / reference;
 }
 
-std::optional<double> fit_ratio(const nlohmann::json& record) {
-  if (record.value("status", "") != "ok" || !record.contains("reference_residual") ||
-      !record.contains("data_residual"))
-    return std::nullopt;
-  return fit_ratio(record.at("data_residual").get<double>(),
-                   record.at("reference_residual").get<double>());
-}
-
-bool misfit(const nlohmann::json& record) {
-  const auto ratio = fit_ratio(record);
-  return ratio && *ratio > kMisfitRatio;
-}
-
 }  // namespace p2l::solvers

@@ -1,5 +1,5 @@
 // Whether a restoration explains its measurement (`p2l eval` for every job, `p2l restore` when the
-// clean image is known). A sample can end far from y without any
+// clean image is known; eval/results.h reads it from the harness's records). A sample can end far from y without any
 // numerical divergence (guidance that lost its way mid-run), and its PSNR then drags a method's
 // mean down with nothing in the summary saying why. The yardstick is what the prior itself can
 // reach, ‖y − A(D(E(x)))‖ for the clean image x, not the noise's norm: images the autoencoder
@@ -7,7 +7,6 @@
 #pragma once
 
 #include <torch/torch.h>
-#include <nlohmann/json.hpp>
 
 #include <optional>
 
@@ -28,12 +27,5 @@ double autoencoded_residual(model::StableDiffusion& model,
 // residual / reference; none when the reference is 0 (a noiseless measurement of an image the
 // autoencoder reproduces exactly: nothing to compare with).
 std::optional<double> fit_ratio(double residual, double reference);
-
-// data_residual / reference_residual of a finished job's record; none for a diverged job or a
-// record written before the reference was recorded.
-std::optional<double> fit_ratio(const nlohmann::json& record);
-
-// Whether a record is a finished restoration that did not fit its measurement.
-bool misfit(const nlohmann::json& record);
 
 }  // namespace p2l::solvers

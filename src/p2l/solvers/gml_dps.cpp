@@ -6,17 +6,37 @@
 namespace p2l::solvers {
 namespace {
 
+struct GmlDpsParameters {
+  int64_t steps = kSmallSteps;
+  double eta = 0;
+  double rho = kSmallStep;
+  double gamma = 0.1;
+
+  static GmlDpsParameters small() { return {}; }
+  static GmlDpsParameters sd512() {
+    GmlDpsParameters p;
+    p.steps = kSdSteps;
+    p.rho = 1.0;
+    return p;
+  }
+  static std::vector<Field<GmlDpsParameters>> fields() {
+    return with_ddim_fields<GmlDpsParameters>(
+        {{"rho", "step size ρ of the data-fidelity gradient ∇‖y − A(D(ẑ0))‖",
+          &GmlDpsParameters::rho},
+         {"gamma", "weight γ of the goodness term ‖ẑ0 − E(D(ẑ0))‖", &GmlDpsParameters::gamma}});
+  }
+};
+
 class GmlDps : public Solver {
  public:
+  using Parameters = GmlDpsParameters;
   using Solver::Solver;
-  std::string name() const override { return "gml-dps"; }
 
-  Solution solve(const Problem& problem, const StepObserver& observer) override {
-    NetworkCounts counts;
-    Networks nets(problem, counts);
-    const auto text = nets.text_embedding(problem.prompt);
-    const double rho = parameters_.get("rho"), gamma = parameters_.get("gamma");
-    auto step = [&](StepContext& ctx) {
+ protected:
+  StepFunction start(Networks& nets, const torch::Tensor& text, Diagnostics&) override {
+    const auto& p = parameters().as<Parameters>();
+    const double rho = p.rho, gamma = p.gamma;
+    return [&nets, text, rho, gamma](StepContext& ctx) {
       return guided_step(
           nets, ctx, text,
           [&](Networks& n, const Prediction& p) {
@@ -24,15 +44,11 @@ class GmlDps : public Solver {
           },
           {Network::kUnet, Network::kDecoder, Network::kEncoder});
     };
-    return run_ddim(problem, parameters_.get_int("steps"), parameters_.get("eta"), nets, counts,
-                    step, observer);
   }
 };
 
 }  // namespace
 
-std::unique_ptr<Solver> make_gml_dps(Hyperparameters parameters) {
-  return std::make_unique<GmlDps>(std::move(parameters));
-}
+Method gml_dps_method() { return method_row<GmlDps>("gml-dps"); }
 
 }  // namespace p2l::solvers

@@ -1,7 +1,7 @@
-// The pieces the solvers share (SPEC §4): the networks with evaluation counts, the Tweedie
+// The pieces the methods' steps share (SPEC §4): the networks with evaluation counts, the Tweedie
 // estimate with gradients tracked from z_t, the data-fidelity residual through the decoder, the
 // gradient of a loss with respect to z_t, the proximal projection onto the encoder's range, and
-// the DDIM loop itself (seeded noise, divergence guard, per-step reports).
+// the guided DDIM step. The loop itself is Solver::solve (solver.cpp).
 #pragma once
 
 #include <torch/torch.h>
@@ -18,7 +18,7 @@ namespace p2l::solvers {
 enum class Network { kUnet, kEncoder, kDecoder };
 
 // The model and operator as the solvers call them; every call is counted, and timed by
-// component when the problem carries a profile.
+// activity when the problem carries a profile.
 class Networks {
  public:
   Networks(const Problem& problem, NetworkCounts& counts);
@@ -41,21 +41,21 @@ class Networks {
   torch::Tensor gradient(const torch::Tensor& loss, const torch::Tensor& input,
                          std::initializer_list<Network> through);
 
-  // Adds the wall time of its scope to one component of the problem's profile; does nothing
+  // Adds the wall time of its scope to one activity of the problem's profile; does nothing
   // (not even read the clock) when there is none.
   class Timer {
    public:
-    Timer(ComponentTimes* profile, Component component);
+    Timer(ActivityTimes* profile, Activity activity);
     ~Timer();
     Timer(const Timer&) = delete;
     Timer& operator=(const Timer&) = delete;
 
    private:
-    ComponentTimes* profile_;
-    Component component_;
+    ActivityTimes* profile_;
+    Activity activity_;
     std::chrono::steady_clock::time_point start_;
   };
-  Timer time(Component component) { return Timer(problem_.profile, component); }
+  Timer time(Activity activity) { return Timer(problem_.profile, activity); }
 
   const Problem& problem() const { return problem_; }
   const operators::Operator& op() const { return *problem_.op; }
@@ -128,15 +128,5 @@ StepResult guided_step(Networks& nets, StepContext& ctx, const torch::Tensor& te
 // LDPS's step: the loss ρ‖y − A(D(ẑ0))‖ (P2L and ReSample reuse it).
 StepResult ldps_step(Networks& nets, StepContext& ctx, const torch::Tensor& text, double rho,
                      const EstimateTransform& z0_for_ddim = {});
-using StepFunction = std::function<StepResult(StepContext&)>;
-
-// Runs N DDIM steps from z_T ~ N(0, I) (seeded, drawn on the CPU), calling `step` for each,
-// checking every latent and residual for NaN/Inf, and decodes the final latent.
-Solution run_ddim(const Problem& problem, int64_t steps, double eta, Networks& nets,
-                  NetworkCounts& counts, const StepFunction& step,
-                  const StepObserver& observer);
-
-// Checks that the model can restore problem's image size and y matches the operator.
-void check_problem(const Problem& problem);
 
 }  // namespace p2l::solvers

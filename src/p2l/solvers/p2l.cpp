@@ -12,87 +12,121 @@
 namespace p2l::solvers {
 namespace {
 
+struct P2lParameters {
+  int64_t steps = kSmallSteps;
+  double eta = 0;
+  double rho = kSmallStep;
+  bool prompt_tuning = true;
+  int64_t prompt_iters = 1;
+  double prompt_lr = 1e-2;
+  bool projection = true;
+  double lambda = 1.0;
+  // Every step of the last half pulled the small model's latents off (E∘D repeated 100 times;
+  // docs/solvers.md): every 10th step keeps the projection's benefit.
+  int64_t projection_every = 10;
+  double projection_start = 0.5;
+  int64_t cg_iters = 5;
+
+  static P2lParameters small() { return {}; }
+  static P2lParameters sd512() {
+    P2lParameters p;
+    p.steps = kSdSteps;
+    p.rho = 1.0;
+    p.prompt_lr = 1e-3;
+    p.projection_every = 1;
+    return p;
+  }
+  static std::vector<Field<P2lParameters>> fields() {
+    using P = P2lParameters;
+    return with_ddim_fields<P>(
+        {{"rho", "step size ρ of the data-consistency gradient (step 5)", &P::rho},
+         {"prompt-tuning", "tune the text embedding (0 = off, the ablation)", &P::prompt_tuning},
+         {"prompt-iters", "Adam iterations K on the text embedding per step", &P::prompt_iters},
+         {"prompt-lr", "Adam learning rate of the prompt", &P::prompt_lr, Bound{0, true}},
+         {"projection", "project ẑ0 onto the encoder's range (0 = off, the ablation)",
+          &P::projection},
+         {"lambda", "proximal weight λ of the projection (inf = E(D(ẑ0)))", &P::lambda,
+          Bound{0, true, INFINITY, true}},
+         {"projection-every", "project every γ-th step", &P::projection_every, Bound{1}},
+         {"projection-start", "share of the first steps without projection",
+          &P::projection_start, Bound{0, false, 1}},
+         {"cg-iters", "conjugate-gradient iterations of the proximal problem", &P::cg_iters}});
+  }
+};
+
+// What one run carries from step to step: the tuned embedding and its optimiser.
+struct PromptState {
+  torch::Tensor text;
+  std::unique_ptr<torch::optim::Adam> optimizer;
+};
+
 class P2l : public Solver {
  public:
+  using Parameters = P2lParameters;
   using Solver::Solver;
-  std::string name() const override { return "p2l"; }
 
-  Solution solve(const Problem& problem, const StepObserver& observer) override {
-    NetworkCounts counts;
-    Networks nets(problem, counts);
-    const auto& h = parameters_;
-    const int64_t steps = h.get_int("steps");
-    const double rho = h.get("rho");
-    const bool tune = h.get_flag("prompt-tuning") && h.get_int("prompt-iters") > 0;
-    const int64_t iters = h.get_int("prompt-iters");
-    const bool project = h.get_flag("projection");
-    const double lambda = h.get("lambda");
-    if (project && !(lambda > 0)) throw Error("p2l: --lambda must be > 0 (or inf)");
-    const int64_t every = std::max<int64_t>(1, h.get_int("projection-every"));
-    const auto project_from = static_cast<int64_t>(std::ceil(h.get("projection-start") * steps));
-    const int64_t cg_iters = h.get_int("cg-iters");
+ protected:
+  StepFunction start(Networks& nets, const torch::Tensor& prompt,
+                     Diagnostics& diagnostics) override {
+    const auto p = parameters().as<Parameters>();
+    const bool tune = p.prompt_tuning && p.prompt_iters > 0;
+    const auto project_from = static_cast<int64_t>(std::ceil(p.projection_start * p.steps));
 
     // One embedding per sample (Adam is elementwise, so the samples are tuned apart).
-    const int64_t samples = problem.samples();
-    auto text = nets.text_embedding(problem.prompt).detach();
-    if (tune && samples > 1) text = text.repeat({samples, 1, 1});
-    text.requires_grad_(tune);
-    torch::optim::Adam optimizer({text}, torch::optim::AdamOptions(h.get("prompt-lr")));
-    std::vector<std::vector<double>> before(samples), after(samples);
+    const int64_t samples = nets.problem().samples();
+    auto state = std::make_shared<PromptState>();
+    state->text = prompt.detach();
+    if (tune && samples > 1) state->text = state->text.repeat({samples, 1, 1});
+    state->text.requires_grad_(tune);
+    state->optimizer = std::make_unique<torch::optim::Adam>(
+        std::vector<torch::Tensor>{state->text}, torch::optim::AdamOptions(p.prompt_lr));
 
-    auto step = [&](StepContext& ctx) {
+    return [&nets, &diagnostics, p, tune, project_from, samples, state](StepContext& ctx) {
+      auto& text = state->text;
       if (tune) {
         const auto z_t = ctx.z_t.detach();
-        for (int64_t k = 0; k < iters; ++k) {
-          auto p = predict(nets, z_t, ctx.t, ctx.alpha_bar_t, text);
-          const auto losses = p.residual.pow(2);
+        for (int64_t k = 0; k < p.prompt_iters; ++k) {
+          auto prediction = predict(nets, z_t, ctx.t, ctx.alpha_bar_t, text);
+          const auto losses = prediction.residual.pow(2);
           auto loss = losses.sum();
           ctx.check_finite(loss, "the prompt-tuning loss");
+          // Data loss of each step before its K prompt iterations (and after them, below).
           if (k == 0) {
             const auto values = per_sample(losses);
-            for (int64_t s = 0; s < samples; ++s) before[s].push_back(values[s]);
+            for (int64_t s = 0; s < samples; ++s)
+              diagnostics[s]["prompt_loss_before"].push_back(values[s]);
           }
           {
-            auto timer = nets.time(Component::kOptimiser);
-            optimizer.zero_grad();
+            auto timer = nets.time(Activity::kOptimiser);
+            state->optimizer->zero_grad();
           }
           nets.backward(loss, text, {Network::kUnet, Network::kDecoder});
           {
-            auto timer = nets.time(Component::kOptimiser);
-            optimizer.step();
+            auto timer = nets.time(Activity::kOptimiser);
+            state->optimizer->step();
           }
           ctx.check_finite(text, "the text embedding");
         }
       }
-      const bool projecting =
-          project && ctx.index >= project_from && (ctx.index - project_from) % every == 0;
+      const bool projecting = p.projection && ctx.index >= project_from &&
+                              (ctx.index - project_from) % p.projection_every == 0;
       auto projection = [&](const torch::Tensor&, const torch::Tensor& decoded) {
-        return project_to_encoder_range(nets, decoded, lambda, cg_iters);
+        return project_to_encoder_range(nets, decoded, p.lambda, p.cg_iters);
       };
       const auto conditioning = tune ? text.detach() : text;
-      auto r = ldps_step(nets, ctx, conditioning, rho,
+      auto r = ldps_step(nets, ctx, conditioning, p.rho,
                          projecting ? EstimateTransform(projection) : EstimateTransform());
       if (tune)
         for (int64_t s = 0; s < samples; ++s)
-          after[s].push_back(r.data_residual[s] * r.data_residual[s]);
+          diagnostics[s]["prompt_loss_after"].push_back(r.data_residual[s] *
+                                                        r.data_residual[s]);
       return r;
     };
-    auto solution = run_ddim(problem, steps, h.get("eta"), nets, counts, step, observer);
-    if (tune) {
-      // Data loss of each step before its K prompt iterations and after them (same z_t).
-      for (int64_t s = 0; s < samples; ++s) {
-        solution.diagnostics[s]["prompt_loss_before"] = before[s];
-        solution.diagnostics[s]["prompt_loss_after"] = after[s];
-      }
-    }
-    return solution;
   }
 };
 
 }  // namespace
 
-std::unique_ptr<Solver> make_p2l(Hyperparameters parameters) {
-  return std::make_unique<P2l>(std::move(parameters));
-}
+Method p2l_method() { return method_row<P2l>("p2l"); }
 
 }  // namespace p2l::solvers

@@ -7,18 +7,37 @@
 namespace p2l::solvers {
 namespace {
 
+struct PsldParameters {
+  int64_t steps = kSmallSteps;
+  double eta = 0;
+  double omega = kSmallStep;
+  double gamma = 0.1;
+
+  static PsldParameters small() { return {}; }
+  static PsldParameters sd512() {
+    PsldParameters p;
+    p.steps = kSdSteps;
+    p.omega = 1.0;
+    return p;
+  }
+  static std::vector<Field<PsldParameters>> fields() {
+    return with_ddim_fields<PsldParameters>(
+        {{"omega", "weight ω of the measurement term ‖y − A(D(ẑ0))‖", &PsldParameters::omega},
+         {"gamma", "weight γ of the gluing term ‖ẑ0 − E(x_g)‖", &PsldParameters::gamma}});
+  }
+};
+
 class Psld : public Solver {
  public:
+  using Parameters = PsldParameters;
   using Solver::Solver;
-  std::string name() const override { return "psld"; }
 
-  Solution solve(const Problem& problem, const StepObserver& observer) override {
-    NetworkCounts counts;
-    Networks nets(problem, counts);
-    const auto text = nets.text_embedding(problem.prompt);
-    const double omega = parameters_.get("omega"), gamma = parameters_.get("gamma");
-    const auto adjoint_y = nets.adjoint(problem.y);
-    auto step = [&](StepContext& ctx) {
+ protected:
+  StepFunction start(Networks& nets, const torch::Tensor& text, Diagnostics&) override {
+    const auto& p = parameters().as<Parameters>();
+    const double omega = p.omega, gamma = p.gamma;
+    const auto adjoint_y = nets.adjoint(nets.y());
+    return [&nets, text, omega, gamma, adjoint_y](StepContext& ctx) {
       return guided_step(
           nets, ctx, text,
           [&](Networks& n, const Prediction& p) {
@@ -27,15 +46,11 @@ class Psld : public Solver {
           },
           {Network::kUnet, Network::kDecoder, Network::kEncoder});
     };
-    return run_ddim(problem, parameters_.get_int("steps"), parameters_.get("eta"), nets, counts,
-                    step, observer);
   }
 };
 
 }  // namespace
 
-std::unique_ptr<Solver> make_psld(Hyperparameters parameters) {
-  return std::make_unique<Psld>(std::move(parameters));
-}
+Method psld_method() { return method_row<Psld>("psld"); }
 
 }  // namespace p2l::solvers

@@ -46,39 +46,80 @@ torch::Tensor minimise_residual(Networks& nets, const torch::Tensor& start, cons
     }
     if (!any) break;
     {
-      auto timer = nets.time(Component::kOptimiser);
+      auto timer = nets.time(Activity::kOptimiser);
       for (auto& optimizer : optimizers) optimizer->zero_grad();
     }
     nets.backward(losses.sum(), v, through);
-    auto timer = nets.time(Component::kOptimiser);
+    auto timer = nets.time(Activity::kOptimiser);
     for (int64_t i = 0; i < samples; ++i)
       if (active[i]) optimizers[i]->step();
   }
   return samples == 1 ? v.front().detach() : torch::cat(v, 0).detach();
 }
 
+struct ResampleParameters {
+  int64_t steps = kSmallSteps;
+  double eta = 0;
+  // ReSample's hard data consistency does the heavy lifting: its best step size on the small
+  // model is below the others' (docs/solvers.md).
+  double rho = 0.6;
+  int64_t dc_every = 10;
+  double dc_skip = 1.0 / 3;
+  double dc_latent_from = 2.0 / 3;
+  int64_t pixel_iters = 200;
+  double pixel_lr = 1e-2;
+  int64_t latent_iters = 50;
+  double latent_lr = 5e-3;
+  double dc_tolerance = 1e-6;
+  double resample_scale = 40.0;
+
+  static ResampleParameters small() { return {}; }
+  static ResampleParameters sd512() {
+    ResampleParameters p;
+    p.steps = 500;
+    p.rho = 1.0;
+    p.pixel_iters = 2000;
+    p.latent_iters = 500;
+    return p;
+  }
+  static std::vector<Field<ResampleParameters>> fields() {
+    using P = ResampleParameters;
+    const Bound share{0, false, 1};
+    const Bound positive{0, true};
+    return with_ddim_fields<P>(
+        {{"rho", "step size ρ of the LDPS steps", &P::rho},
+         {"dc-every", "hard data consistency every k-th step", &P::dc_every, Bound{1}},
+         {"dc-skip", "share of the first steps without hard data consistency", &P::dc_skip, share},
+         {"dc-latent-from", "share of the steps after which it optimises the latent",
+          &P::dc_latent_from, share},
+         {"pixel-iters", "AdamW iterations of the pixel-space problem", &P::pixel_iters},
+         {"pixel-lr", "learning rate of the pixel-space problem", &P::pixel_lr, positive},
+         {"latent-iters", "AdamW iterations of the latent-space problem", &P::latent_iters},
+         {"latent-lr", "learning rate of the latent-space problem", &P::latent_lr, positive},
+         {"dc-tolerance", "stop an optimisation when ‖y − Ax‖² falls below this",
+          &P::dc_tolerance},
+         {"resample-scale", "scale of the resampling variance σ_t", &P::resample_scale}});
+  }
+};
+
 class Resample : public Solver {
  public:
+  using Parameters = ResampleParameters;
   using Solver::Solver;
-  std::string name() const override { return "resample"; }
 
-  Solution solve(const Problem& problem, const StepObserver& observer) override {
-    NetworkCounts counts;
-    Networks nets(problem, counts);
-    const auto text = nets.text_embedding(problem.prompt);
-    const auto& h = parameters_;
-    const int64_t steps = h.get_int("steps");
-    const double rho = h.get("rho");
-    const int64_t every = std::max<int64_t>(1, h.get_int("dc-every"));
-    const auto first_dc = static_cast<int64_t>(std::ceil(h.get("dc-skip") * steps));
-    const auto latent_from = static_cast<int64_t>(std::ceil(h.get("dc-latent-from") * steps));
-    const DcSettings pixel{h.get_int("pixel-iters"), h.get("pixel-lr"), h.get("dc-tolerance")};
-    const DcSettings latent{h.get_int("latent-iters"), h.get("latent-lr"), h.get("dc-tolerance")};
-    const double scale = h.get("resample-scale");
-    std::vector<nlohmann::json> dc_steps(problem.samples(), nlohmann::json::array());
-    auto step = [&](StepContext& ctx) {
-      auto r = ldps_step(nets, ctx, text, rho);
-      if (ctx.index < first_dc || (ctx.index - first_dc) % every != 0) return r;
+ protected:
+  StepFunction start(Networks& nets, const torch::Tensor& text,
+                     Diagnostics& diagnostics) override {
+    const auto p = parameters().as<Parameters>();
+    const auto first_dc = static_cast<int64_t>(std::ceil(p.dc_skip * p.steps));
+    const auto latent_from = static_cast<int64_t>(std::ceil(p.dc_latent_from * p.steps));
+    const DcSettings pixel{p.pixel_iters, p.pixel_lr, p.dc_tolerance};
+    const DcSettings latent{p.latent_iters, p.latent_lr, p.dc_tolerance};
+    for (auto& d : diagnostics) d["hard_data_consistency"] = nlohmann::json::array();
+    return [&nets, &diagnostics, text, p, first_dc, latent_from, pixel,
+            latent](StepContext& ctx) {
+      auto r = ldps_step(nets, ctx, text, p.rho);
+      if (ctx.index < first_dc || (ctx.index - first_dc) % p.dc_every != 0) return r;
       std::vector<int64_t> iterations;
       torch::Tensor z0_dc;
       const bool in_latent = ctx.index >= latent_from;
@@ -95,28 +136,23 @@ class Resample : public Solver {
       ctx.check_finite(z0_dc, "the data-consistent estimate");
       torch::NoGradGuard no_grad;
       const double a_t = ctx.alpha_bar_t, a_prev = ctx.alpha_bar_prev;
-      const double sigma = scale * (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev);
+      const double sigma = p.resample_scale * (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev);
       const double denom = sigma + 1 - a_prev;
       auto mean = (sigma * std::sqrt(a_prev) * z0_dc + (1 - a_prev) * r.z_prev) / denom;
       const double variance = sigma * (1 - a_prev) / denom;
       r.z_prev = mean + std::sqrt(variance) * ctx.draw_noise();
-      for (size_t s = 0; s < dc_steps.size(); ++s)
-        dc_steps[s].push_back({{"step", ctx.index + 1},
-                               {"space", in_latent ? "latent" : "pixel"},
-                               {"iterations", iterations[s]}});
+      for (size_t s = 0; s < diagnostics.size(); ++s)
+        diagnostics[s]["hard_data_consistency"].push_back(
+            {{"step", ctx.index + 1},
+             {"space", in_latent ? "latent" : "pixel"},
+             {"iterations", iterations[s]}});
       return r;
     };
-    auto solution = run_ddim(problem, steps, h.get("eta"), nets, counts, step, observer);
-    for (size_t s = 0; s < dc_steps.size(); ++s)
-      solution.diagnostics[s]["hard_data_consistency"] = dc_steps[s];
-    return solution;
   }
 };
 
 }  // namespace
 
-std::unique_ptr<Solver> make_resample(Hyperparameters parameters) {
-  return std::make_unique<Resample>(std::move(parameters));
-}
+Method resample_method() { return method_row<Resample>("resample"); }
 
 }  // namespace p2l::solvers

@@ -35,13 +35,7 @@ std::unique_ptr<Solver> solver_for(const RestoreRequest& request,
                                    const operators::Measurement& measurement) {
   auto solver = make_solver(request.method, scale_for(model), measurement.op->kind());
   for (const auto& [name, value] : request.overrides) {
-    if (!solver->parameters().has(name))
-      throw Error("--" + name + " is not a hyperparameter of " + request.method + " (its: " + [&] {
-        std::string names;
-        for (const auto& h : solver->parameters().table())
-          names += (names.empty() ? "" : ", ") + h.name;
-        return names;
-      }() + ")");
+    solver->parameters().require(name, "--" + name);
     solver->parameters().set(name, value, request.method);
   }
   return solver;

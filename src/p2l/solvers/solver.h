@@ -12,15 +12,16 @@
 #include <vector>
 
 #include "p2l/error.h"
+#include "p2l/diffusion/schedule.h"
 #include "p2l/model/stable_diffusion.h"
 #include "p2l/operators/operator.h"
 #include "p2l/solvers/hyperparameters.h"
 
 namespace p2l::solvers {
 
-// Where a run's wall time goes (bench/bench_methods). Backward passes are one component: they
-// run through several networks at once (see NetworkCounts for which).
-enum class Component {
+// What a run spends its wall time on (bench/bench_methods). Backward passes are one activity:
+// they run through several networks at once (see NetworkCounts for which).
+enum class Activity {
   kTextEncoder,
   kUnetForward,
   kDecoderForward,
@@ -29,19 +30,19 @@ enum class Component {
   kOperator,   // A, Aᵀ and ‖y − A(x)‖
   kOptimiser,  // P2L's prompt Adam, ReSample's AdamW, the projection's conjugate gradient
 };
-inline constexpr size_t kComponentCount = 7;
-static_assert(static_cast<size_t>(Component::kOptimiser) + 1 == kComponentCount);
-const char* component_name(Component component);
+inline constexpr size_t kActivityCount = 7;
+static_assert(static_cast<size_t>(Activity::kOptimiser) + 1 == kActivityCount);
+const char* activity_name(Activity activity);
 
-// Seconds per component, summed over a run; "other" (Tweedie, DDIM arithmetic, checks) is the
+// Seconds per activity, summed over a run; "other" (Tweedie, DDIM arithmetic, checks) is the
 // wall time minus their sum.
-struct ComponentTimes {
-  std::array<double, kComponentCount> seconds{};
+struct ActivityTimes {
+  std::array<double, kActivityCount> seconds{};
   // Wait for the GPU at both ends of a timed call, so that asynchronous kernels are charged to
-  // the component that launched them (slows a CUDA run slightly; no effect on the CPU).
+  // the activity that launched them (slows a CUDA run slightly; no effect on the CPU).
   bool synchronize_cuda = false;
-  double& operator[](Component c) { return seconds[static_cast<size_t>(c)]; }
-  double operator[](Component c) const { return seconds[static_cast<size_t>(c)]; }
+  double& operator[](Activity c) { return seconds[static_cast<size_t>(c)]; }
+  double operator[](Activity c) const { return seconds[static_cast<size_t>(c)]; }
 };
 
 // What one restoration works on: y is [1, C, h, w] (or [B, …], one measurement per sample) on
@@ -56,8 +57,8 @@ struct Problem {
   uint64_t seed = 0;              // one sample (when `seeds` is empty)
   std::vector<uint64_t> seeds;    // one sample per seed
   std::string prompt;  // initial text condition ("" = the null prompt)
-  // When set, the solver adds its wall time per component here; unset costs one branch a call.
-  ComponentTimes* profile = nullptr;
+  // When set, the solver adds its wall time per activity here; unset costs one branch a call.
+  ActivityTimes* profile = nullptr;
 
   std::vector<uint64_t> sample_seeds() const {
     return seeds.empty() ? std::vector<uint64_t>{seed} : seeds;
@@ -109,22 +110,52 @@ class DivergenceError : public Error {
   torch::Tensor last_finite_;
 };
 
+class Networks;
+struct StepContext;
+struct StepResult;
+using StepFunction = std::function<StepResult(StepContext&)>;
+// Method-specific traces of a run, one JSON object per sample (Solution::diagnostics).
+using Diagnostics = std::vector<nlohmann::json>;
+
+// The timesteps a run visits, each with the one its step lands on (any negative one: the clean
+// end of the schedule, ᾱ = 1 or ᾱ_0 as the scheduler's set_alpha_to_one says).
+struct Timestep {
+  int64_t t = 0, t_prev = -1;
+};
+using TimestepSchedule = std::vector<Timestep>;
+// SD's DDIM spacing for N steps (diffusers' DDIMScheduler: "leading", steps_offset).
+TimestepSchedule ddim_schedule(const diffusion::NoiseSchedule& schedule, int64_t steps);
+
+// A method: its hyperparameters and its step. solve() owns what every method shares — the
+// problem's checks, the networks and their counts, the text embedding, the DDIM loop over the
+// schedule with its noise, divergence guard and reports — and calls the method's step.
 class Solver {
  public:
   explicit Solver(Hyperparameters parameters) : parameters_(std::move(parameters)) {}
   virtual ~Solver() = default;
-  virtual std::string name() const = 0;
+  const std::string& name() const { return parameters_.method(); }
   const Hyperparameters& parameters() const { return parameters_; }
   Hyperparameters& parameters() { return parameters_; }
+  // The timesteps to visit instead of SD's DDIM spacing for --steps: t strictly decreasing and
+  // within the model's schedule (checked when the run starts), t_prev below t. Sets "steps" to their count. Empty: the default.
+  void set_schedule(TimestepSchedule schedule);
   // Throws p2l::Error for a problem the model cannot take (resolution, channels) and
   // DivergenceError when the run produces non-finite values.
-  virtual Solution solve(const Problem& problem, const StepObserver& observer = {}) = 0;
+  Solution solve(const Problem& problem, const StepObserver& observer = {});
 
  protected:
+  // Sets up one run (after the shared set-up; `text` is the prompt's embedding, [1, 77, D]) and
+  // returns its step. The step may keep state across the run and record per-sample traces in
+  // `diagnostics`, which become the solution's.
+  virtual StepFunction start(Networks& nets, const torch::Tensor& text,
+                             Diagnostics& diagnostics) = 0;
+
+ private:
   Hyperparameters parameters_;
+  TimestepSchedule schedule_;
 };
 
-// The methods p2l ships, by CLI name: p2l, ldps, gml-dps, psld, resample.
+// The methods p2l ships, by CLI name, in the order of the method table (registry.cpp).
 const std::vector<std::string>& method_names();
 
 // Which defaults to start from: SD at 512² or p2l's small emoji model (64²).
@@ -133,7 +164,7 @@ Scale scale_for(const model::StableDiffusion& model);
 
 // A solver with the defaults for (method, scale, task); task is an operator kind
 // ("super_resolution", …) or "" for the method's general default. Throws p2l::Error naming
-// an unknown method.
+// an unknown method (and the known ones).
 std::unique_ptr<Solver> make_solver(const std::string& method, Scale scale,
                                     const std::string& task = "");
 // The default table alone (for help texts, sweeps and reports).

@@ -1,18 +1,11 @@
-#include "p2l/diffusion/text_to_image.h"
+#include "p2l/pipelines/text_to_image.h"
 
 #include <cmath>
 
 #include "p2l/error.h"
 #include "p2l/model/memory.h"
 
-namespace p2l::diffusion {
-
-torch::Tensor seeded_normal(at::IntArrayRef shape, uint64_t seed,
-                            const torch::TensorOptions& options) {
-  auto gen = at::detail::createCPUGenerator(seed);
-  auto noise = torch::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat));
-  return noise.to(options);
-}
+namespace p2l::pipelines {
 
 TextToImageResult sample_ddim(model::StableDiffusion& model, const torch::Tensor& cond,
                               const torch::Tensor& uncond, const torch::Tensor& init_latents,
@@ -44,7 +37,7 @@ TextToImageResult sample_ddim(model::StableDiffusion& model, const torch::Tensor
     if (eta > 0)
       noise = torch::randn(latents.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat))
                   .to(latents.options());
-    latents = ddim_step(latents, eps, a_t, a_prev, eta, noise).prev_sample;
+    latents = diffusion::ddim_step(latents, eps, a_t, a_prev, eta, noise).prev_sample;
     per_step.push_back(latents);
     if (on_step) on_step(static_cast<int64_t>(i) + 1, steps);
   }
@@ -74,9 +67,9 @@ TextToImageResult text_to_image(model::StableDiffusion& model, const TextToImage
     uncond = states.slice(0, 0, 1);
     cond = states.slice(0, 1, 2);
   }
-  const auto init = seeded_normal({1, model.config.unet.in_channels, o.height / f, o.width / f},
+  const auto init = diffusion::seeded_normal({1, model.config.unet.in_channels, o.height / f, o.width / f},
                                   o.seed, torch::TensorOptions().dtype(torch::kFloat));
   return sample_ddim(model, cond, uncond, init, o.steps, o.cfg_scale, o.eta, o.seed + 1, on_step);
 }
 
-}  // namespace p2l::diffusion
+}  // namespace p2l::pipelines

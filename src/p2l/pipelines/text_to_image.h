@@ -1,5 +1,6 @@
 // Text-to-image sampling with DDIM and classifier-free guidance, as diffusers'
-// StableDiffusionPipeline does it for SD v1.
+// StableDiffusionPipeline does it for SD v1: a pipeline over the model and the diffusion
+// schedule, beside restoration (which goes through solvers/).
 #pragma once
 
 #include <torch/torch.h>
@@ -10,7 +11,7 @@
 
 #include "p2l/model/stable_diffusion.h"
 
-namespace p2l::diffusion {
+namespace p2l::pipelines {
 
 struct TextToImageOptions {
   std::string prompt;
@@ -45,7 +46,4 @@ TextToImageResult sample_ddim(model::StableDiffusion& model, const torch::Tensor
 TextToImageResult text_to_image(model::StableDiffusion& model, const TextToImageOptions& options,
                                 const StepCallback& on_step = {});
 
-// N(0, 1) noise from a seed, drawn on the CPU then moved, for device-independent results.
-torch::Tensor seeded_normal(at::IntArrayRef shape, uint64_t seed, const torch::TensorOptions& options);
-
-}  // namespace p2l::diffusion
+}  // namespace p2l::pipelines
