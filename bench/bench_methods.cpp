@@ -1,5 +1,5 @@
 // What one DDIM step of each solver costs, and where the time goes: wall time per step split by
-// component (solvers::ActivityTimes), network evaluations per step by kind, peak memory, FLOPs
+// activity (solvers::ActivityTimes), network evaluations per step by kind, peak memory, FLOPs
 // per step counted from the layer shapes (model/flops.h) and the achieved FLOP/s as a share of
 // the machine's peak (a matrix product, a convolution) measured in the same run. Per-network
 // micro-benchmarks split the solvers' backward time (one pass through several networks) by network.
@@ -14,7 +14,8 @@
 //       [--cudnn-benchmark]
 // Each precision in --precision is a separate table (the networks' type; model/precision.h).
 // --batch: the bundled model's batched solves (B posterior samples at once), samples per second,
-// instead of its per-component tables.
+// instead of its per-activity tables.
+#include <CLI/CLI.hpp>
 #include <dlfcn.h>
 #include <malloc.h>
 #include <torch/cuda.h>
@@ -31,12 +32,12 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "p2l/error.h"
+#include "p2l/eval/inputs.h"
 #include "p2l/io/image.h"
 #include "p2l/model/checkpoint.h"
 #include "p2l/model/attention.h"
@@ -75,74 +76,59 @@ struct Options {
   std::vector<int64_t> batches;
 };
 
-std::vector<std::string> split(const std::string& text) {
-  std::vector<std::string> parts;
-  std::stringstream in(text);
-  for (std::string part; std::getline(in, part, ',');)
-    if (!part.empty()) parts.push_back(part);
-  return parts;
-}
-
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw Error(flag + " needs a value");
-      return argv[++i];
-    };
-    if (flag == "--model")
-      o.model_dir = value();
-    else if (flag == "--task")
-      o.task = value();
-    else if (flag == "--methods")
-      o.methods = split(value());
-    else if (flag == "--steps")
-      o.steps = std::stoll(value());
-    else if (flag == "--warmup")
-      o.warmup = std::stoll(value());
-    else if (flag == "--repeats")
-      o.repeats = std::max<int64_t>(1, std::stoll(value()));
-    else if (flag == "--threads")
-      o.threads = std::stoi(value());
-    else if (flag == "--blas-threads")
-      o.blas_threads = std::stoi(value());
-    else if (flag == "--device")
-      o.device = value();
-    else if (flag == "--peak-size")
-      o.peak_size = std::stoll(value());
-    else if (flag == "--no-bundled")
-      o.bundled = false;
-    else if (flag == "--no-micro")
-      o.micro = false;
-    else if (flag == "--no-profile")
-      o.profile = false;
-    else if (flag == "--check-flops")
-      o.check_flops = true;
-    else if (flag == "--channels-last")
-      o.channels_last = true;
-    else if (flag == "--sd")
-      for (const auto& s : split(value())) o.sd_sizes.push_back(std::stoll(s));
-    else if (flag == "--sd-methods")
-      o.sd_methods = split(value());
-    else if (flag == "--sd-steps")
-      o.sd_steps = std::stoll(value());
-    else if (flag == "--batch")
-      for (const auto& s : split(value())) o.batches.push_back(std::stoll(s));
-    else if (flag == "--sd-warmup")
-      o.sd_warmup = std::stoll(value());
-    else if (flag == "--precision") {
-      o.precisions.clear();
-      for (const auto& p : split(value())) o.precisions.push_back(model::parse_precision(p));
-    } else if (flag == "--cudnn-benchmark")
-      o.cudnn_benchmark = true;
-    else if (flag == "--sd-micro")
-      o.sd_micro = true;
-    else
-      throw Error("unknown flag " + flag + " (see the comment at the top of bench_methods.cpp)");
+  CLI::App app{"bench_methods: what one DDIM step of each solver costs, and where the time goes "
+               "(docs/bench.md)"};
+  bool no_bundled = false, no_micro = false, no_profile = false;
+  std::vector<std::string> precisions;
+  const auto positive = CLI::PositiveNumber.description("");
+  const auto non_negative = CLI::NonNegativeNumber.description("");
+  app.add_option("--model", o.model_dir, "Model folder (its test_images/00_google.png is used)");
+  app.add_option("--task", o.task, "Task of the measurement");
+  app.add_option("--methods", o.methods, "Methods, comma-separated (default: all)")
+      ->delimiter(',');
+  app.add_option("--steps", o.steps, "Timed DDIM steps")->check(positive);
+  app.add_option("--warmup", o.warmup, "Untimed steps first")->check(non_negative);
+  app.add_option("--repeats", o.repeats, "Timed runs per method, the best kept")->check(positive);
+  app.add_option("--threads", o.threads, "CPU threads (0: p2l's setting)")->check(non_negative);
+  app.add_option("--blas-threads", o.blas_threads, "OpenBLAS threads (0: p2l's setting, 1)")
+      ->check(non_negative);
+  app.add_option("--device", o.device, "cpu or cuda");
+  app.add_option("--peak-size", o.peak_size, "n of the n x n product that measures peak FLOP/s")
+      ->check(positive);
+  app.add_flag("--no-bundled", no_bundled, "Skip the bundled model");
+  app.add_flag("--no-micro", no_micro, "Skip the per-network micro-benchmarks");
+  app.add_flag("--no-profile", no_profile, "Skip the per-activity times");
+  app.add_flag("--check-flops", o.check_flops, "Compare the FLOP counts with LibTorch's profiler");
+  app.add_flag("--channels-last", o.channels_last, "Channels-last weights (an experiment)");
+  app.add_option("--precision", precisions, "fp32, bf16, fp16: a table each (default fp32)")
+      ->delimiter(',');
+  app.add_option("--batch", o.batches,
+                 "Batched solves of B samples on the bundled model, samples per second, "
+                 "instead of its per-activity tables")
+      ->delimiter(',')
+      ->check(positive);
+  app.add_option("--sd", o.sd_sizes, "SD v1's full configuration (random weights) at these sizes")
+      ->delimiter(',')
+      ->check(positive);
+  app.add_option("--sd-methods", o.sd_methods, "Methods on SD (default: all)")->delimiter(',');
+  app.add_option("--sd-steps", o.sd_steps, "Timed steps on SD")->check(positive);
+  app.add_option("--sd-warmup", o.sd_warmup, "Untimed steps on SD")->check(non_negative);
+  app.add_flag("--sd-micro", o.sd_micro, "Micro-benchmarks on SD too");
+  app.add_flag("--cudnn-benchmark", o.cudnn_benchmark, "Let cuDNN time its algorithms");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
   }
-  if (o.steps <= 0 || o.sd_steps <= 0 || o.warmup < 0 || o.sd_warmup < 0)
-    throw Error("--steps and --sd-steps must be positive, --warmup not negative");
+  o.bundled = !no_bundled;
+  o.micro = !no_micro;
+  o.profile = !no_profile;
+  if (!precisions.empty()) {
+    o.precisions.clear();
+    for (const auto& p : precisions) o.precisions.push_back(model::parse_precision(p));
+  }
   if (o.methods.empty()) o.methods = solvers::method_names();
   if (o.sd_methods.empty()) o.sd_methods = solvers::method_names();
   return o;
@@ -685,14 +671,6 @@ torch::Tensor test_image(const std::string& model_dir, int64_t size) {
       .clamp(-1, 1);
 }
 
-operators::Measurement measurement_for(const std::string& task, const torch::Tensor& x,
-                                       int64_t size) {
-  std::shared_ptr<const operators::Operator> op = operators::make_operator(
-      operators::parse_task(task),
-      operators::TaskParams::preset(operators::preset_for_image(size, size)), size, size, 0);
-  return operators::measure(x, op, operators::NoiseModel::gaussian(0.05), 0);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -753,12 +731,12 @@ int main(int argc, char** argv) try {
       const int64_t size = sd.config.unet.sample_size * sd.config.vae.downsampling_factor();
       Bench b{o.model_dir + " at " + std::to_string(size) + "², task " + o.task + in,
               &sd,
-              measurement_for(o.task, test_image(o.model_dir, size), size),
+              eval::measure_task(test_image(o.model_dir, size), o.task, 0.05, 0),
               size,
               device,
               network_macs(sd.config, size),
               peak};
-      if (!o.batches.empty())  // instead of the per-component tables
+      if (!o.batches.empty())  // instead of the per-activity tables
         run_batches(b, o.methods, o.batches, o.steps, o.warmup);
       else
         run_bench(b, o.methods, o.steps, o.warmup, o.repeats, o.profile, o.micro,
@@ -777,7 +755,7 @@ int main(int argc, char** argv) try {
       Bench b{"SD v1 configuration, random weights, at " + std::to_string(size) + "², task " +
                   o.task + in,
               &sd,
-              measurement_for(o.task, test_image(o.model_dir, size), size),
+              eval::measure_task(test_image(o.model_dir, size), o.task, 0.05, 0),
               size,
               device,
               network_macs(config, size),

@@ -74,10 +74,14 @@ TEST(BatchedSolve, EachSampleIsItsOwnUnbatchedRun) {
           EXPECT_NEAR(sample.data_residual.front()[s], alone.data_residual.front()[s],
                       1e-4 * alone.data_residual.front()[s]);
         // The same evaluations as a solve of its own (a batched call counts once).
-        if (method != "resample") EXPECT_EQ(batch.counts.to_json(), alone.counts.to_json());
+        if (method != "resample") {
+          EXPECT_EQ(batch.counts.to_json(), alone.counts.to_json());
+        }
         const auto& d = sample.diagnostics.front();
         const auto& e = alone.diagnostics.front();
-        if (method == "resample") EXPECT_EQ(d, e);  // each sample's own AdamW stops
+        if (method == "resample") {
+          EXPECT_EQ(d, e);  // each sample's own AdamW stops
+        }
         if (method == "p2l") {
           const auto before = d["prompt_loss_before"].get<std::vector<double>>();
           const auto expected = e["prompt_loss_before"].get<std::vector<double>>();

@@ -202,7 +202,7 @@ TEST_F(DegradeCli, ObservedImageIsTheMeasurement) {
   auto mask = torch::ones({1, 3, 48, 64});
   mask.narrow(2, 10, 20).narrow(3, 30, 12).fill_(-1);
   write_image("mask.png", mask);
-  for (const std::string task :
+  for (const std::string& task :
        {"inpaint --mask " + path("mask.png"), std::string("box-inpaint --centered")}) {
     SCOPED_TRACE(task);
     const auto m = observe(task, "o_" + task.substr(0, task.find(' ')));

@@ -12,21 +12,13 @@
 #include "p2l/io/image.h"
 #include "p2l/solvers/guidance.h"
 #include "p2l/solvers/methods.h"
+#include "error_of.h"
 #include "shipped_model.h"
 
 namespace p2l::test {
 namespace {
 
 using solvers::Scale;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(MethodTable, EveryMethodIsARowWithValidDefaultsAtBothScales) {
   std::vector<std::string> names;
@@ -108,14 +100,7 @@ TEST(Hyperparameters, ValuesAreCheckedWhenTheyAreSet) {
 }
 
 solvers::Problem problem_on(model::StableDiffusion& sd, const operators::Measurement& m) {
-  solvers::Problem p;
-  p.model = &sd;
-  p.op = m.op;
-  p.y = m.y.to(sd.dtype());
-  p.height = m.height;
-  p.width = m.width;
-  p.seed = 11;
-  return p;
+  return solvers::problem_of(sd, m, 11);
 }
 
 operators::Measurement sr_measurement() {

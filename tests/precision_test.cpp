@@ -12,21 +12,13 @@
 #include "p2l/operators/measurement.h"
 #include "p2l/operators/presets.h"
 #include "p2l/solvers/guidance.h"
+#include "error_of.h"
 #include "shipped_model.h"
 
 namespace p2l::test {
 namespace {
 
 using model::Precision;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 model::StableDiffusion& shipped_bf16() {
   static model::StableDiffusion sd = [] {

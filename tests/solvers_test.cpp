@@ -50,14 +50,7 @@ ops::Measurement measurement(const std::string& task, const torch::Tensor& x) {
 
 solvers::Problem problem_for(model::StableDiffusion& sd, const ops::Measurement& m,
                              uint64_t seed = 7) {
-  solvers::Problem p;
-  p.model = &sd;
-  p.op = m.op;
-  p.y = m.y.to(sd.dtype());
-  p.height = m.height;
-  p.width = m.width;
-  p.seed = seed;
-  return p;
+  return solvers::problem_of(sd, m, seed);
 }
 
 std::unique_ptr<solvers::Solver> solver(const std::string& method,

@@ -4,17 +4,16 @@
 // and given p2l's emoji feature network, FD-emoji (a Fréchet distance on that network's features,
 // never called FID).
 // What each metric computes and how to make the weight files: docs/metrics.md.
-#include <algorithm>
-#include <cctype>
 #include <filesystem>
 #include <functional>
 #include <iomanip>
 #include <iostream>
-#include <limits>
 #include <map>
 
 #include "commands.h"
 #include "p2l/error.h"
+#include "p2l/eval/inputs.h"
+#include "p2l/eval/statistics.h"
 #include "p2l/io/image.h"
 #include "p2l/io/json_file.h"
 #include "p2l/log.h"
@@ -44,15 +43,6 @@ struct ImageFile {
   std::string path;
 };
 
-// The extensions of the formats io::load_image reads, lower case (it goes by a file's first bytes;
-// in a folder the extension picks the images out of the other files).
-bool is_image_file(const fs::path& path) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
-}
-
 // Files as given, folders as their image files in name order. Names must be unique in a set:
 // otherwise an image would have two candidate references.
 std::vector<ImageFile> collect_images(const std::vector<std::string>& inputs,
@@ -62,11 +52,9 @@ std::vector<ImageFile> collect_images(const std::vector<std::string>& inputs,
   for (const auto& input : inputs) {
     std::vector<fs::path> files;
     if (fs::is_directory(input)) {
-      for (const auto& entry : fs::directory_iterator(input))
-        if (entry.is_regular_file() && is_image_file(entry.path())) files.push_back(entry.path());
+      for (const auto& file : eval::image_files_in(input)) files.emplace_back(file);
       if (files.empty())
         throw Error(flag + " " + input + ": no images (.png, .jpg, .jpeg) in this folder");
-      std::sort(files.begin(), files.end());
     } else if (fs::is_regular_file(input)) {
       files.emplace_back(input);
     } else {
@@ -86,12 +74,6 @@ std::vector<ImageFile> collect_images(const std::vector<std::string>& inputs,
 
 std::string size_str(const torch::Tensor& image) {
   return std::to_string(image.size(-1)) + "×" + std::to_string(image.size(-2));
-}
-
-double mean_of(const std::vector<double>& values) {
-  double sum = 0;
-  for (double v : values) sum += v;
-  return values.empty() ? std::numeric_limits<double>::quiet_NaN() : sum / values.size();
 }
 
 // A network's features of a set (Inception pool3, FD-emoji), batched over consecutive images of
@@ -228,16 +210,16 @@ void add_score_command(CLI::App& app) {
               << " references)\n"
               << std::fixed;
     if (pairs > 0) {
-      report["psnr"] = mean_of(psnrs);
-      report["ssim"] = mean_of(ssims);
-      std::cout << "PSNR:   " << std::setprecision(2) << mean_of(psnrs) << " dB\n"
-                << "SSIM:   " << std::setprecision(4) << mean_of(ssims) << "\n";
+      report["psnr"] = eval::mean_std(psnrs).mean;
+      report["ssim"] = eval::mean_std(ssims).mean;
+      std::cout << "PSNR:   " << std::setprecision(2) << eval::mean_std(psnrs).mean << " dB\n"
+                << "SSIM:   " << std::setprecision(4) << eval::mean_std(ssims).mean << "\n";
     }
     if (lpips && pairs > 0) {
-      report["lpips"] = mean_of(lpipses);
+      report["lpips"] = eval::mean_std(lpipses).mean;
       report["lpips_net"] = a->lpips_net;
       report["lpips_weights"] = a->lpips_weights;
-      std::cout << "LPIPS:  " << std::setprecision(4) << mean_of(lpipses) << " (" << a->lpips_net
+      std::cout << "LPIPS:  " << std::setprecision(4) << eval::mean_std(lpipses).mean << " (" << a->lpips_net
                 << ")\n";
     }
     if (inception) {

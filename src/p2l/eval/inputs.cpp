@@ -1,6 +1,7 @@
 #include "p2l/eval/inputs.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <memory>
 
@@ -12,6 +13,19 @@ namespace p2l::eval {
 
 namespace fs = std::filesystem;
 
+std::vector<std::string> image_files_in(const std::string& folder) {
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    std::string ext = entry.path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (entry.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg"))
+      files.push_back(entry.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 std::vector<std::string> collect_images(const std::vector<std::string>& given,
                                         const std::string& default_folder) {
   std::vector<std::string> paths = given;
@@ -19,11 +33,8 @@ std::vector<std::string> collect_images(const std::vector<std::string>& given,
   std::vector<std::string> images;
   for (const auto& path : paths) {
     if (fs::is_directory(path)) {
-      std::vector<std::string> pngs;
-      for (const auto& entry : fs::directory_iterator(path))
-        if (entry.path().extension() == ".png") pngs.push_back(entry.path().string());
-      std::sort(pngs.begin(), pngs.end());
-      images.insert(images.end(), pngs.begin(), pngs.end());
+      const auto files = image_files_in(path);
+      images.insert(images.end(), files.begin(), files.end());
     } else if (fs::exists(path)) {
       images.push_back(path);
     } else {

@@ -16,8 +16,11 @@ namespace p2l::eval {
 // default and the solver tests check.
 const std::vector<std::string>& evaluation_tasks();
 
-// The PNG files among `given` and every *.png of the folders among it (each folder sorted by
-// name, so the list is the same on every machine); `default_folder` when `given` is empty.
+// The image files of a folder (.png, .jpg, .jpeg in any case: what io::load_image reads), in
+// name order so that a list is the same on every machine.
+std::vector<std::string> image_files_in(const std::string& folder);
+
+// The image files among `given` and those of the folders among it (image_files_in); `default_folder` when `given` is empty.
 // Throws p2l::Error naming a path that does not exist, or when no image is found.
 std::vector<std::string> collect_images(const std::vector<std::string>& given,
                                         const std::string& default_folder);

@@ -4,7 +4,7 @@
 
 #include "p2l/error.h"
 #include "p2l/io/safetensors.h"
-#include "p2l/model/checkpoint.h"
+#include "p2l/metrics/frozen_weights.h"
 
 namespace p2l::metrics {
 
@@ -82,15 +82,7 @@ EmojiFeatureNet load_emoji_feature_net(const std::string& path, torch::Device de
     throw Error(file_path + ": tensor '" + kClassifierWeight + "' has shape " + c10::str(shape) +
                 ", expected [classes, " + std::to_string(EmojiFeatureNetImpl::kFeatures) + "]");
   EmojiFeatureNet net(shape[0]);
-  model::load_module_tensors(
-      *net,
-      [&](const std::string& name) -> torch::Tensor {
-        return file.contains(name) ? file.load(name) : torch::Tensor();
-      },
-      [](const std::string& name) { return name; }, file.path());
-  net->to(device);
-  net->eval();
-  for (auto& p : net->parameters()) p.requires_grad_(false);
+  load_frozen(*net, file, device, "the FD-emoji network");
   return net;
 }
 

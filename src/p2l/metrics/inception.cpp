@@ -2,8 +2,7 @@
 
 #include "p2l/error.h"
 #include "p2l/io/safetensors.h"
-#include "p2l/log.h"
-#include "p2l/model/checkpoint.h"
+#include "p2l/metrics/frozen_weights.h"
 
 namespace p2l::metrics {
 
@@ -24,8 +23,6 @@ torch::Tensor average_pool_3x3(const torch::Tensor& x) {
 torch::Tensor max_pool_3x3_stride2(const torch::Tensor& x) {
   return F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2));
 }
-
-std::string shape_str(at::IntArrayRef s) { return c10::str(s); }
 
 }  // namespace
 
@@ -190,39 +187,8 @@ torch::Tensor FidInceptionImpl::features(const torch::Tensor& images) {
 FidInception load_fid_inception(const std::string& path, torch::Device device) {
   const io::SafeTensorsFile file(path);
   FidInception inception;
-  size_t used = 0;
-  auto lookup = [&](const std::string& name) -> torch::Tensor {
-    if (!file.contains(name)) return {};
-    ++used;
-    return file.load(name);
-  };
-  model::load_module_tensors(
-      *inception, lookup, [](const std::string& name) { return name; }, file.path());
-  // load_module_tensors covers parameters; the batch-norm statistics are buffers. The update
-  // counter (num_batches_tracked) plays no part in evaluation and may be absent.
-  torch::NoGradGuard no_grad;
-  for (auto& item : inception->named_buffers(/*recurse=*/true)) {
-    const auto& name = item.key();
-    auto& buffer = item.value();
-    if (name.size() >= 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0)
-      continue;
-    auto stored = lookup(name);
-    if (!stored.defined())
-      throw Error(path + ": missing tensor " + name + " (expected shape " +
-                  shape_str(buffer.sizes()) + ")");
-    if (stored.sizes() != buffer.sizes())
-      throw Error(path + ": tensor '" + name + "' has shape " + shape_str(stored.sizes()) +
-                  " but the model expects " + shape_str(buffer.sizes()));
-    if (!stored.is_floating_point())
-      throw Error(path + ": tensor '" + name + "' is not a floating-point tensor");
-    buffer.copy_(stored.to(buffer.scalar_type()));
-  }
-  if (used < file.tensors().size())
-    log::debug(path + ": " + std::to_string(file.tensors().size() - used) +
-               " tensors not used by the FID Inception (fc, num_batches_tracked, ...)");
-  inception->to(device);
-  inception->eval();
-  for (auto& p : inception->parameters()) p.requires_grad_(false);
+  load_frozen(*inception, file, device, "the FID Inception (fc, num_batches_tracked, ...)",
+              Buffers::kLoad);
   return inception;
 }
 

@@ -2,8 +2,7 @@
 
 #include "p2l/error.h"
 #include "p2l/io/safetensors.h"
-#include "p2l/log.h"
-#include "p2l/model/checkpoint.h"
+#include "p2l/metrics/frozen_weights.h"
 #include "p2l/model/layers.h"
 
 namespace p2l::metrics {
@@ -165,21 +164,7 @@ Lpips load_lpips(const std::string& path, LpipsNet net, torch::Device device) {
                   std::to_string(kernel) + " kernels), not " + lpips_net_name(net));
   }
   Lpips lpips(net);
-  size_t used = 0;
-  model::load_module_tensors(
-      *lpips,
-      [&](const std::string& name) -> torch::Tensor {
-        if (!file.contains(name)) return {};
-        ++used;
-        return file.load(name);
-      },
-      [](const std::string& name) { return name; }, file.path());
-  if (used < file.tensors().size())
-    log::debug(path + ": " + std::to_string(file.tensors().size() - used) +
-               " tensors not used by LPIPS (" + lpips_net_name(net) + ")");
-  lpips->to(device);
-  lpips->eval();
-  for (auto& p : lpips->parameters()) p.requires_grad_(false);
+  load_frozen(*lpips, file, device, "LPIPS (" + lpips_net_name(net) + ")");
   return lpips;
 }
 

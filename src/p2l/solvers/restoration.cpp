@@ -77,13 +77,7 @@ void add_sample_traces(nlohmann::json& r, const Solution& solution, int64_t i) {
 
 Problem problem_for(model::StableDiffusion& model, const operators::Measurement& measurement,
                     const RestoreRequest& request) {
-  Problem problem;
-  problem.model = &model;
-  problem.op = measurement.op;
-  problem.y = measurement.y.to(model.device(), model.arithmetic_dtype());
-  problem.height = measurement.height;
-  problem.width = measurement.width;
-  problem.seed = request.seed;
+  auto problem = problem_of(model, measurement, request.seed);
   problem.prompt = request.prompt;
   return problem;
 }

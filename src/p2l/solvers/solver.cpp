@@ -9,6 +9,18 @@
 
 namespace p2l::solvers {
 
+Problem problem_of(model::StableDiffusion& model, const operators::Measurement& measurement,
+                   uint64_t seed) {
+  Problem problem;
+  problem.model = &model;
+  problem.op = measurement.op;
+  problem.y = measurement.y.to(model.device(), model.arithmetic_dtype());
+  problem.height = measurement.height;
+  problem.width = measurement.width;
+  problem.seed = seed;
+  return problem;
+}
+
 nlohmann::json NetworkCounts::to_json() const {
   return {{"unet_forward", unet_forward},       {"unet_backward", unet_backward},
           {"encoder_forward", encoder_forward}, {"encoder_backward", encoder_backward},

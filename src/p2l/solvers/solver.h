@@ -14,6 +14,7 @@
 #include "p2l/error.h"
 #include "p2l/diffusion/schedule.h"
 #include "p2l/model/stable_diffusion.h"
+#include "p2l/operators/measurement.h"
 #include "p2l/operators/operator.h"
 #include "p2l/solvers/hyperparameters.h"
 
@@ -65,6 +66,11 @@ struct Problem {
   }
   int64_t samples() const { return seeds.empty() ? 1 : static_cast<int64_t>(seeds.size()); }
 };
+
+// The problem of restoring `measurement` with `model`: y on the model's device in its arithmetic
+// type, one sample drawn from `seed`, the null prompt.
+Problem problem_of(model::StableDiffusion& model, const operators::Measurement& measurement,
+                   uint64_t seed);
 
 // Network evaluations (batch items count once each call).
 struct NetworkCounts {
