@@ -1,14 +1,12 @@
-// Checkpoint layouts and the one place that knows how names map between them.
-//
-// p2l's modules are registered under the original (CompVis) single-file names. This unit
-//  - detects the layout of a path (diffusers folder, or a single .safetensors or PyTorch
-//    checkpoint file; io::WeightFile reads either format),
-//  - maps every original name to its diffusers name (and handles the VAE attention weights,
-//    1×1 convolutions in one layout and linear layers in the other),
-//  - derives configurations (config.json, the original-layout YAML, or tensor shapes),
-//  - copies tensors into the modules, converting F16/BF16 storage to the compute dtype, and
-//    names any missing or mis-shaped tensor with its expected and found shape,
-//  - writes both layouts.
+// Checkpoints: reading and writing a model in either layout. Four units behind this header:
+//  - checkpoint.cpp: detects the layout of a path (diffusers folder, or a single .safetensors or
+//    PyTorch checkpoint file; io::WeightFile reads either format) and copies tensors into the
+//    modules, converting F16/BF16 storage to the compute dtype and naming any missing or
+//    mis-shaped tensor with its expected and found shape;
+//  - weight_names.{h,cpp}: original ↔ diffusers names (the VAE attention's shapes included);
+//  - config_inference.{h,cpp}: configurations from config.json, the original-layout YAML or the
+//    tensor shapes, checked against the weights;
+//  - checkpoint_writer.cpp: both layouts written, `p2l convert`.
 #pragma once
 
 #include <torch/torch.h>
@@ -18,6 +16,7 @@
 #include <vector>
 
 #include "p2l/model/stable_diffusion.h"
+#include "p2l/model/weight_names.h"
 
 namespace p2l::model {
 
@@ -31,9 +30,6 @@ struct LoadOptions {
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat;
 };
-
-enum class Component { TextEncoder, UNet, Vae };
-std::string component_name(Component component);
 
 // Throws p2l::Error when the path is neither layout ("not a model").
 Layout detect_layout(const std::string& path);
@@ -51,13 +47,6 @@ struct ModelSummary {
 ModelSummary describe_model(const std::string& path, const LoadOptions& options = {});
 
 StableDiffusion load_stable_diffusion(const std::string& path, const LoadOptions& options = {});
-
-// Original-layout name (relative to the component, as registered in p2l's module) → diffusers
-// name (relative to the component's folder file).
-std::string diffusers_name(Component component, const std::string& original,
-                           const ModelConfig& config);
-// Prefix of a component inside a single file, e.g. "model.diffusion_model.".
-std::string single_file_prefix(Component component);
 
 // Configuration of a single file: from the YAML when given, else from the tensor shapes with
 // SD v1's head counts.
