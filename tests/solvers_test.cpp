@@ -219,15 +219,12 @@ TEST(Solvers, BadInputIsRejectedWithClearErrors) {
   EXPECT_THROW(solvers::parse_hyperparameter_value("1e", "--rho"), Error);
 }
 
-// Every method on every task of the issue, σ_y = 0.05: PSNR against the clean image must clearly
-// beat the naive reconstruction. One image (00_google) per task, except box inpainting, which
-// takes the mean over every committed test image the defaults' sweep did not use (00 and
-// 03–07): what an unseen emoji has under the box is a guess that a posterior sample commits to,
-// where the naive mean fill is the MSE-safe answer, so one or two images make the comparison a
-// matter of luck. On 03 every method is below the naive fill (naive 21.06, methods 19.6–20.7 dB)
-// and on 00 two of five (naive 22.00, methods 21.2–24.2); over the six the margins are 1.9
-// (P2L) to 3.7 dB (ReSample), each method winning on 4 or 5 of them (the offset-noise UNet of
-// 2026-12-01, each method's defaults).
+// Every method (the method table) on every task of the evaluation protocol, σ_y = 0.05: PSNR
+// against the clean image must clearly beat the naive reconstruction. One image (00_google) per
+// task, except box inpainting, which takes the mean over every committed test image the
+// defaults' sweep did not use (00 and 03–07): what an unseen emoji has under the box is a guess
+// that a posterior sample commits to, where the naive mean fill is the MSE-safe answer, so one
+// or two images make the comparison a matter of luck (docs/solvers.md, "The solver tests").
 std::vector<fs::path> images_for(const std::string& task) {
   auto paths = test_image_paths();
   if (task != "box-inpaint") return {paths.at(0)};

@@ -596,9 +596,8 @@ void add_train_command(CLI::App& app) {
   a->decoder.warmup = 50;
   a->decoder.ema_decay = 0.998;
   // 5000 steps of a 7000-step cosine schedule: the last point of the over-fitting watch where
-  // the test split's ε-loss stays within 15 % of the training split's on the report's full
-  // protocol (1.123 with offset noise; 1.155 on the watch's 200 images), and the best samples
-  // among those points (models/emoji-64/README.md).
+  // the test split's ε-loss stays within 15 % of the training split's, and the best samples
+  // among those points (models/emoji-64/README.md has the figures).
   a->unet.steps = 5000;
   a->unet.schedule_steps = 7000;
   a->unet.batch = 32;
@@ -606,7 +605,7 @@ void add_train_command(CLI::App& app) {
   a->unet.seed = 1;
   a->unet.dropout = 0.1;
   // At 16×16 latents the starting noise's spatial mean, not the caption, set the samples'
-  // colours; offset noise moved recognition of test captions from 23 % to 31 % top-1.
+  // colours; offset noise made test captions better recognised (models/emoji-64/README.md).
   a->unet.noise_offset = 0.1;
   a->unet.monitor_every = 1000;
   cmd->add_option("stage", a->stage,
