@@ -29,7 +29,7 @@ Hyperparameters& Hyperparameters::operator=(const Hyperparameters& other) {
 size_t Hyperparameters::index(const std::string& name) const {
   const size_t n = values_ ? values_->size() : 0;
   for (size_t i = 0; i < n; ++i)
-    if (values_->describe(i).name == name) return i;
+    if (values_->name(i) == name) return i;
   return n;
 }
 
@@ -45,8 +45,9 @@ void Hyperparameters::require(const std::string& name, const std::string& label)
 }
 
 double Hyperparameters::get(const std::string& name) const {
-  require(name, name);
-  return values_->describe(index(name)).value;
+  const size_t i = index(name);
+  if (!values_ || i == values_->size()) require(name, name);
+  return values_->describe(i).value;
 }
 
 int64_t Hyperparameters::get_int(const std::string& name) const {

@@ -87,6 +87,7 @@ class Hyperparameters {
     virtual ~Erased() = default;
     virtual std::unique_ptr<Erased> clone() const = 0;
     virtual size_t size() const = 0;
+    virtual const std::string& name(size_t i) const = 0;
     virtual Hyperparameter describe(size_t i) const = 0;
     virtual const Bound& bound(size_t i) const = 0;
     virtual void assign(size_t i, double value) = 0;
@@ -100,6 +101,7 @@ class Hyperparameters {
     }
     std::unique_ptr<Erased> clone() const override { return std::make_unique<Typed>(values); }
     size_t size() const override { return fields().size(); }
+    const std::string& name(size_t i) const override { return fields()[i].name; }
     const Bound& bound(size_t i) const override { return fields()[i].bound; }
     Hyperparameter describe(size_t i) const override {
       const auto& f = fields()[i];
