@@ -17,7 +17,8 @@ sweep() {  # output name, method, tasks, grid, [more p2l sweep options]
   local name=$1 method=$2 tasks=$3 grid=$4
   shift 4
   "$P2L" --threads 1 -q sweep -m "$MODEL" --method "$method" --tasks "$tasks" --grid "$grid" \
-    "${IMAGES[@]}" --set steps=200 "$@" -o "docs/sweeps/$name" >"runs/sweeps/$name.log" 2>&1 \
+    "${IMAGES[@]}" --set steps=200 "$@" -o "docs/sweeps/$name" --runs-folder "runs/sweeps/$name" \
+    >"runs/sweeps/$name.log" 2>&1 \
     || { echo "sweep $name failed: runs/sweeps/$name.log" >&2; return 1; }
   echo "sweep $name done"
 }

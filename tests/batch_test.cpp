@@ -13,7 +13,7 @@
 #include "p2l/operators/measurement.h"
 #include "p2l/operators/presets.h"
 #include "p2l/solvers/guidance.h"
-#include "p2l/solvers/restoration.h"
+#include "p2l/pipelines/restoration.h"
 #include "shipped_model.h"
 
 namespace p2l::test {
@@ -100,42 +100,47 @@ TEST(BatchedSolve, RestoreWithSamplesReportsEachSampleTheMeanAndTheSpread) {
   auto& sd = shipped();
   const auto x = io::load_image((kModel / "test_images" / "00_google.png").string());
   const auto m = measure("sr");
-  solvers::RestoreRequest request;
+  pipelines::RestoreRequest request;
   request.method = "ldps";
   request.overrides = {{"steps", 8}};
   request.seed = 4;
   request.samples = 3;
   request.ground_truth = x;
   request.show_progress = false;
-  const auto out = solvers::restore(sd, m, request);
+  const auto out = pipelines::restore(sd, m, request);
   ASSERT_EQ(out.samples.size(0), 3);
   EXPECT_TRUE(torch::allclose(out.image, out.samples.mean({0}, true)));
   const auto deviation = out.samples - out.samples.mean({0}, true);
   EXPECT_TRUE(torch::allclose(out.spread, (deviation.pow(2).sum({0}, true) / 2).sqrt()));
   EXPECT_GT(out.spread.mean().item<double>(), 0);
   const auto& r = out.report;
-  ASSERT_EQ(r["per_sample"].size(), 3u);
-  EXPECT_EQ(r["samples"], 3);
-  EXPECT_EQ(r["per_sample"][2]["seed"], 8);  // seed + 2i
-  EXPECT_DOUBLE_EQ(r["spread_mean"].get<double>(), out.spread.mean().item<double>());
+  ASSERT_EQ(r.samples.size(), 3u);
+  EXPECT_EQ(r.samples[2].seed, 8u);  // seed + 2i
+  EXPECT_DOUBLE_EQ(r.spread_mean, out.spread.mean().item<double>());
   // The reported metrics are of these images: the mean's squared error is at most the samples'
   // mean squared error (convexity), so its PSNR is at least the PSNR of that mean error.
   double mean_error = 0;
-  for (const auto& s : r["per_sample"])
-    mean_error += std::pow(10.0, -s["psnr"].get<double>() / 10) / 3;
-  EXPECT_GE(r["psnr"].get<double>() + 1e-9, -10 * std::log10(mean_error));
-  EXPECT_GT(r["per_sample"][0]["psnr"].get<double>(), 0);
+  for (const auto& s : r.samples) mean_error += std::pow(10.0, -s.quality->psnr / 10) / 3;
+  EXPECT_GE(r.quality->psnr + 1e-9, -10 * std::log10(mean_error));
+  EXPECT_GT(r.samples[0].quality->psnr, 0);
+  // The report as written: the samples under "per_sample", each with its seed and quality.
+  const auto written = r.to_json();
+  EXPECT_EQ(written["samples"], 3);
+  ASSERT_EQ(written["per_sample"].size(), 3u);
+  EXPECT_EQ(written["per_sample"][2]["seed"], 8);
+  EXPECT_EQ(written["per_sample"][1]["psnr"].get<double>(), r.samples[1].quality->psnr);
   // Sample 0 is the run of the seed alone.
   auto single = request;
   single.samples = 1;
-  const auto alone = solvers::restore(sd, m, single);
+  const auto alone = pipelines::restore(sd, m, single);
   EXPECT_LT(relative_gap(out.samples[0], alone.image[0]), 1e-4);
-  EXPECT_NEAR(r["per_sample"][0]["psnr"].get<double>(), alone.report["psnr"].get<double>(), 1e-3);
-  EXPECT_FALSE(alone.report.contains("per_sample"));
-  EXPECT_TRUE(alone.report.contains("data_residual_per_step"));
+  EXPECT_NEAR(r.samples[0].quality->psnr, alone.report.quality->psnr, 1e-3);
+  const auto alone_written = alone.report.to_json();
+  EXPECT_FALSE(alone_written.contains("per_sample"));
+  EXPECT_TRUE(alone_written.contains("data_residual_per_step"));
   auto none = request;
   none.samples = 0;
-  EXPECT_THROW(solvers::restore(sd, m, none), Error);
+  EXPECT_THROW(pipelines::restore(sd, m, none), Error);
 }
 
 }  // namespace

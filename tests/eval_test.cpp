@@ -17,7 +17,7 @@
 #include "p2l/eval/inputs.h"
 #include "p2l/eval/results.h"
 #include "p2l/io/image.h"
-#include "p2l/solvers/fit.h"
+#include "p2l/pipelines/fit.h"
 #include "shipped_model.h"
 
 namespace p2l::test {
@@ -441,7 +441,7 @@ void write_without_fit_check(const fs::path& from, const fs::path& to) {
   }
 }
 
-// The fit check (p2l/solvers/fit.h): ReSample at 50 steps explains its measurement, LDPS with its
+// The fit check (p2l/pipelines/fit.h): ReSample at 50 steps explains its measurement, LDPS with its
 // guidance switched off (ρ = 0: an unconditional sample) does not; the reference is
 // ‖y − A(D(E(x)))‖ computed here from the model's autoencoder and the operator directly.
 TEST_F(EvalCli, RestorationThatIgnoresItsMeasurementIsFlagged) {
@@ -470,8 +470,8 @@ TEST_F(EvalCli, RestorationThatIgnoresItsMeasurementIsFlagged) {
         (*rec)["fit_ratio"].get<double>(),
         (*rec)["data_residual"].get<double>() / (*rec)["reference_residual"].get<double>());
   }
-  EXPECT_LT(fits["fit_ratio"].get<double>(), solvers::kMisfitRatio);
-  EXPECT_GT(blind["fit_ratio"].get<double>(), 2 * solvers::kMisfitRatio);
+  EXPECT_LT(fits["fit_ratio"].get<double>(), pipelines::kMisfitRatio);
+  EXPECT_GT(blind["fit_ratio"].get<double>(), 2 * pipelines::kMisfitRatio);
   EXPECT_GT(fits["psnr"].get<double>(), blind["psnr"].get<double>() + 5);
 
   // Counted among the finished and named in the summary.

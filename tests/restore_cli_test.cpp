@@ -7,10 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <fstream>
 
 #include "cli_runner.h"
 #include "p2l/io/image.h"
-#include "p2l/solvers/fit.h"
+#include "p2l/pipelines/fit.h"
 #include "shipped_model.h"
 
 namespace p2l::test {
@@ -107,13 +108,13 @@ TEST_F(RestoreCli, ObservedLowResolutionImageRestores) {
   EXPECT_DOUBLE_EQ(
       from_exact["fit_ratio"].get<double>(),
       from_exact["data_residual"].get<double>() / from_exact["reference_residual"].get<double>());
-  EXPECT_LT(from_exact["fit_ratio"].get<double>(), solvers::kMisfitRatio);
+  EXPECT_LT(from_exact["fit_ratio"].get<double>(), pipelines::kMisfitRatio);
   const auto blind = restore("--measurement " + exact + " --method ldps --rho 0 --steps 10 -o " +
                              path("blind.png"));
   ASSERT_EQ(blind.exit_code, 0) << blind.err;
   EXPECT_NE(blind.out.find("did not fit the measurement"), std::string::npos) << blind.out;
   EXPECT_GT(nlohmann::json::parse(slurp(path("blind.json")))["fit_ratio"].get<double>(),
-            solvers::kMisfitRatio);
+            pipelines::kMisfitRatio);
 }
 
 TEST_F(RestoreCli, ExplicitGroundTruthAndHyperparameterFlags) {
@@ -193,13 +194,17 @@ TEST_F(RestoreCli, DemoWritesMontageAndTable) {
   const auto table = nlohmann::json::parse(slurp(path("demo.json")));
   ASSERT_EQ(table["results"].size(), 4u);
   EXPECT_EQ(table["results"][0]["parameters"]["steps"], 3);
+  // The demo is an evaluation of one image: its records are in OUT.runs/.
+  EXPECT_EQ(count_occurrences(slurp(path("demo.runs/results.jsonl")), "\n"), 4u);
+  EXPECT_TRUE(fs::exists(table["results"][3]["image"].get<std::string>()));
   expect_one_line_error(p2l("demo -m " + kModel.string() + " --methods ldps,nope"),
                         "unknown method 'nope'");
 }
 
 TEST_F(RestoreCli, SweepTabulatesEveryGridPoint) {
-  const auto r = p2l("sweep -m " + kModel.string() + " --method ldps --tasks sr --grid rho=0.5,2 " +
-                     "--grid steps=2,3 --images " + image() + " -o " + path("sweep"));
+  const auto sweep = "sweep -m " + kModel.string() + " --method ldps --tasks sr --grid rho=0.5,2 " +
+                     "--grid steps=2,3 --images " + image() + " -o " + path("sweep");
+  const auto r = p2l(sweep);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto table = slurp(path("sweep.md"));
   EXPECT_NE(table.find("| sr | 0.5 | 2 |"), std::string::npos) << table;
@@ -214,6 +219,24 @@ TEST_F(RestoreCli, SweepTabulatesEveryGridPoint) {
   EXPECT_NE(svg.find(">sr, steps 2</text>"), std::string::npos) << svg;
   expect_one_line_error(p2l("sweep -m " + kModel.string() + " --method ldps --grid omega=1"),
                         "--grid omega is not a hyperparameter of ldps");
+
+  // A sweep is an evaluation with a column per grid point: its records are in OUT.runs/, and an
+  // interrupted sweep resumed runs only what is missing, to the same numbers.
+  const auto records_path = path("sweep.runs/results.jsonl");
+  const auto records = slurp(records_path);
+  ASSERT_EQ(count_occurrences(records, "\n"), 4u);
+  EXPECT_NE(records.find("\"label\":\"rho-0.5_steps-3\""), std::string::npos) << records;
+  std::ofstream(records_path, std::ios::trunc)
+      << records.substr(0, records.find('\n', records.find('\n') + 1) + 1);  // two of four
+  const auto resumed = p2l(sweep + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const auto again = nlohmann::json::parse(slurp(path("sweep.json")))["runs"];
+  ASSERT_EQ(again.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(again[i]["psnr"], runs[i]["psnr"]) << i;
+  // Without --resume it starts afresh, but never removes what it did not write.
+  std::ofstream(path("sweep.runs/notes.txt")) << "mine";
+  expect_one_line_error(p2l(sweep), "notes.txt, which no evaluation wrote");
+  EXPECT_TRUE(fs::exists(records_path));
 }
 
 }  // namespace

@@ -21,7 +21,7 @@
 #include "p2l/operators/naive.h"
 #include "p2l/operators/presets.h"
 #include "p2l/solvers/guidance.h"
-#include "p2l/solvers/restoration.h"
+#include "p2l/pipelines/restoration.h"
 #include "shipped_model.h"
 
 namespace p2l::test {
@@ -249,13 +249,13 @@ TEST_P(SolverBeatsNaive, OnTheShippedModel) {
     const auto name = path.stem().string();
     auto x = io::load_image(path.string());
     auto m = measurement(task, x);
-    solvers::RestoreRequest request;
+    pipelines::RestoreRequest request;
     request.method = method;
     request.seed = 1;
     request.ground_truth = x;
     request.show_progress = false;
-    auto out = solvers::restore(sd, m, request);
-    const double p = out.report["psnr"], n = out.report["naive_psnr"];
+    auto out = pipelines::restore(sd, m, request);
+    const double p = out.report.quality->psnr, n = out.report.naive_quality->psnr;
     RecordProperty("psnr_" + name, std::to_string(p));
     RecordProperty("naive_psnr_" + name, std::to_string(n));
     per_image += " " + name + ": " + std::to_string(p) + " vs naive " + std::to_string(n) + ";";

@@ -1,15 +1,18 @@
-// `p2l train test-images` on a made-up emoji-datasource tree: which test-split emoji it picks,
-// the file names the OpenMoji renderer and the results script rely on, and its errors.
+// `p2l train` on a made-up emoji-datasource tree: which test-split emoji test-images picks, the
+// file names the OpenMoji renderer and the results script rely on, the UNet stage's options and
+// architecture record, the recipe called as library code, and the errors.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "cli_runner.h"
 #include "p2l/io/image.h"
 #include "p2l/io/safetensors.h"
+#include "p2l/train/emoji_recipe.h"
 #include "scratch_dir.h"
 
 namespace p2l::test {
@@ -222,6 +225,44 @@ TEST_F(TrainTestImages, UnetOptionErrorsAreOneLine) {
   expect_one_line_error(run_p2l("train unet --run " + (root_ / "run").string() +
                                 " --autoencoder-from " + (root_ / "no-model").string()),
                         "no-model");
+}
+
+// The recipe as library code (p2l/train/emoji_recipe.h), without the binary: a stage's result
+// line goes to the caller, and settings that cannot go together are refused before any work.
+TEST_F(TrainTestImages, TheRecipeRunsFromTheLibrary) {
+  auto recipe = train::EmojiRecipe::shipped();
+  recipe.stage = "test-images";
+  recipe.data = (root_ / "cache").string();
+  recipe.split = (root_ / "split.txt").string();
+  recipe.count = 2;
+  recipe.images_out = (root_ / "library").string();
+  std::vector<std::string> lines;
+  recipe.on_result = [&](const std::string& line) { lines.push_back(line); };
+  train::run_recipe(recipe);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].rfind("test-images: 2 of 4 test base emoji -> ", 0), 0u) << lines[0];
+  EXPECT_TRUE(fs::exists(root_ / "library" / "000_google_D.png"));
+  EXPECT_TRUE(fs::exists(root_ / "library" / "001_twitter_F.png"));
+
+  auto refused = [](train::EmojiRecipe r, const std::string& expected) {
+    try {
+      train::run_recipe(r);
+      ADD_FAILURE() << "accepted; expected: " << expected;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  };
+  auto r = recipe;
+  r.stage = "vae";
+  r.autoencoder_from = "models/emoji-64";
+  refused(r, "--autoencoder-from is for the unet and export stages");
+  r = recipe;
+  r.unet_channels = {32, 64, 100};
+  refused(r, "--unet-channels: 100 is not a multiple of 32");
+  r = recipe;
+  r.stage = "everything";
+  refused(r, "unknown stage 'everything'");
+  EXPECT_EQ(lines.size(), 1u);  // nothing ran
 }
 
 }  // namespace

@@ -17,4 +17,10 @@ ImageMetric describe_image_metric(const std::string& name) {
   return {name, name, 4, {}};
 }
 
+std::vector<std::string> metric_names(const std::vector<ImageMetric>& metrics) {
+  std::vector<std::string> names;
+  for (const auto& metric : metrics) names.push_back(metric.name);
+  return names;
+}
+
 }  // namespace p2l::eval

@@ -23,6 +23,9 @@ struct ImageMetric {
 // PSNR (dB) and SSIM (metrics/image_quality.h).
 std::vector<ImageMetric> default_image_metrics();
 
+// Their names, as a plan lists them.
+std::vector<std::string> metric_names(const std::vector<ImageMetric>& metrics);
+
 // The heading and precision of a metric known by name; a name not among the defaults (a metric
 // of a newer build, read back from a results file) gets itself as title and 4 decimals.
 ImageMetric describe_image_metric(const std::string& name);

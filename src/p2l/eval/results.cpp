@@ -7,7 +7,7 @@
 
 #include "p2l/error.h"
 #include "p2l/io/json_file.h"
-#include "p2l/solvers/fit.h"
+#include "p2l/pipelines/fit.h"
 
 namespace p2l::eval {
 
@@ -102,13 +102,13 @@ std::optional<double> fit_ratio(const nlohmann::json& record) {
   if (record.value("status", "") != "ok" || !record.contains("reference_residual") ||
       !record.contains("data_residual"))
     return std::nullopt;
-  return solvers::fit_ratio(record.at("data_residual").get<double>(),
+  return pipelines::fit_ratio(record.at("data_residual").get<double>(),
                             record.at("reference_residual").get<double>());
 }
 
 bool misfit(const nlohmann::json& record) {
   const auto ratio = fit_ratio(record);
-  return ratio && *ratio > solvers::kMisfitRatio;
+  return ratio && *ratio > pipelines::kMisfitRatio;
 }
 
 }  // namespace p2l::eval

@@ -56,7 +56,7 @@ bool same_result(const nlohmann::json& a, const nlohmann::json& b);
 // the fit check and `kept` does not.
 bool completes(const nlohmann::json& kept, const nlohmann::json& other);
 
-// data_residual / reference_residual of a finished job's record (solvers/fit.h); none for a
+// data_residual / reference_residual of a finished job's record (pipelines/fit.h); none for a
 // diverged job or a record written before the reference was recorded.
 std::optional<double> fit_ratio(const nlohmann::json& record);
 

@@ -17,8 +17,8 @@
 #include "p2l/model/precision.h"
 #include "p2l/operators/naive.h"
 #include "p2l/progress.h"
-#include "p2l/solvers/fit.h"
-#include "p2l/solvers/restoration.h"
+#include "p2l/pipelines/fit.h"
+#include "p2l/pipelines/restoration.h"
 
 namespace p2l::eval {
 
@@ -53,7 +53,7 @@ struct PreparedJob {
   torch::Tensor clean;
   operators::Measurement measurement;
   nlohmann::json record;
-  solvers::RestoreRequest request;
+  pipelines::RestoreRequest request;
 };
 
 PreparedJob prepare_job(model::StableDiffusion& model, const Plan& plan, const Job& job,
@@ -84,7 +84,7 @@ PreparedJob prepare_job(model::StableDiffusion& model, const Plan& plan, const J
   }
   for (const auto& metric : metrics)
     p.record["naive_" + metric.name] = metric.compute(naive, p.clean);
-  p.record["reference_residual"] = solvers::autoencoded_residual(model, measurement, p.clean);
+  p.record["reference_residual"] = pipelines::autoencoded_residual(model, measurement, p.clean);
   p.request.method = job.method->method;
   p.request.overrides = plan.overrides_for(*job.method);
   p.request.seed = seeds.solver;
@@ -92,7 +92,7 @@ PreparedJob prepare_job(model::StableDiffusion& model, const Plan& plan, const J
   return p;
 }
 
-nlohmann::json finished_record(PreparedJob& p, const solvers::RestoreOutcome& out,
+nlohmann::json finished_record(PreparedJob& p, const pipelines::RestoreOutcome& out,
                                const fs::path& dir, const std::vector<ImageMetric>& metrics) {
   auto& record = p.record;
   record["output"] = image_file(*p.job, p.job->method->label);
@@ -100,12 +100,12 @@ nlohmann::json finished_record(PreparedJob& p, const solvers::RestoreOutcome& ou
   const auto restored = out.image.to(torch::kCPU, torch::kFloat);
   for (const auto& metric : metrics) record[metric.name] = metric.compute(restored, p.clean);
   record["status"] = "ok";
-  record["parameters"] = out.report["parameters"];
-  record["data_residual"] = out.report["data_residual"];
+  record["parameters"] = out.report.parameters.to_json();
+  record["data_residual"] = out.report.data_residual;
   if (const auto ratio = fit_ratio(record)) record["fit_ratio"] = *ratio;
-  record["network_evaluations"] = out.report["network_evaluations"];
-  record["seconds"] = out.report["seconds"];
-  if (out.report.contains("batch")) record["batch"] = out.report["batch"];
+  record["network_evaluations"] = out.report.counts.to_json();
+  record["seconds"] = out.report.seconds;
+  if (out.report.batch > 0) record["batch"] = out.report.batch;
   return record;
 }
 
@@ -115,14 +115,14 @@ nlohmann::json run_job(model::StableDiffusion& model, PreparedJob& p, const fs::
                        const std::vector<ImageMetric>& metrics) {
   const auto start = std::chrono::steady_clock::now();
   try {
-    return finished_record(p, solvers::restore(model, p.measurement, p.request), dir, metrics);
+    return finished_record(p, pipelines::restore(model, p.measurement, p.request), dir, metrics);
   } catch (const solvers::DivergenceError& e) {
     auto& record = p.record;
     record["status"] = "diverged";
     record["error"] = e.what();
     record["step"] = e.step();
     record["parameters"] =
-        solvers::solver_for(p.request, model, p.measurement)->parameters().to_json();
+        pipelines::solver_for(p.request, model, p.measurement)->parameters().to_json();
     record["seconds"] = elapsed_since(start);
     if (e.last_finite_estimate().defined()) {
       record["last_finite_estimate"] = image_file(*p.job, p.job->method->label, ".last-finite");
@@ -150,7 +150,7 @@ std::vector<nlohmann::json> run_jobs(model::StableDiffusion& model, const Plan& 
     }
     try {
       const auto outcomes =
-          solvers::restore_batch(model, measurements, prepared.front().request, seeds);
+          pipelines::restore_batch(model, measurements, prepared.front().request, seeds);
       for (size_t i = 0; i < prepared.size(); ++i)
         records.push_back(finished_record(prepared[i], outcomes[i], dir, metrics));
       return records;
@@ -162,12 +162,6 @@ std::vector<nlohmann::json> run_jobs(model::StableDiffusion& model, const Plan& 
   return records;
 }
 
-std::vector<std::string> metric_names(const std::vector<ImageMetric>& metrics) {
-  std::vector<std::string> names;
-  for (const auto& metric : metrics) names.push_back(metric.name);
-  return names;
-}
-
 std::string write_outputs(const fs::path& dir, const Plan& plan,
                           const std::map<std::string, nlohmann::json>& records) {
   auto summary = summarize(plan, records);
@@ -175,6 +169,23 @@ std::string write_outputs(const fs::path& dir, const Plan& plan,
   const auto markdown = write_summary(dir.string(), summary);
   write_montages(dir.string(), plan, records);
   return markdown;
+}
+
+// Removes what an evaluation wrote into `dir` (records, plans, images, summary, montages); throws
+// p2l::Error, removing nothing, when the folder holds anything else.
+void remove_earlier_run(const fs::path& dir) {
+  if (!fs::exists(dir)) return;
+  static const std::regex kRunFile(
+      R"((results(\.shard-\d+-of-\d+)?\.jsonl|plan(\.shard-\d+-of-\d+)?\.json|summary\.(md|csv|json)|montage_.*\.png|images))");
+  std::vector<fs::path> earlier;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const auto name = entry.path().filename().string();
+    if (!std::regex_match(name, kRunFile))
+      throw Error(dir.string() + " holds " + name +
+                  ", which no evaluation wrote: pick another output name");
+    earlier.push_back(entry.path());
+  }
+  for (const auto& path : earlier) fs::remove_all(path);
 }
 
 }  // namespace
@@ -199,7 +210,7 @@ int64_t add_reference_residuals(const Plan& plan, std::vector<nlohmann::json>& r
                   std::to_string(seeds.measurement) + "): recorded by another build?");
     const auto clean = io::load_image(it->second->path);
     const auto measurement = measure_task(clean, task, plan.noise, seeds.measurement);
-    (*record)["reference_residual"] = solvers::autoencoded_residual(model, measurement, clean);
+    (*record)["reference_residual"] = pipelines::autoencoded_residual(model, measurement, clean);
     if (const auto ratio = fit_ratio(*record)) (*record)["fit_ratio"] = *ratio;
   }
   return static_cast<int64_t>(missing.size());
@@ -211,6 +222,7 @@ EvalRun run_evaluation(const EvalOptions& options) {
   plan.validate();
   if (options.output.empty()) throw Error("eval: no output folder (-o DIR)");
   const fs::path dir(options.output);
+  if (options.start_afresh && !options.resume) remove_earlier_run(dir);
   const auto results_path = (dir / results_file_name(options.shard)).string();
   const auto plan_path = (dir / plan_file_name(options.shard)).string();
   std::error_code ec;  // shards sharing the folder may create it at the same moment

@@ -20,6 +20,9 @@ struct EvalOptions {
   std::vector<ImageMetric> metrics = default_image_metrics();
   Shard shard;            // default: the whole run
   bool resume = false;    // skip jobs already recorded; otherwise an existing record is an error
+  // The folder belongs to the caller (`p2l demo`, `p2l sweep`): without `resume`, an earlier
+  // run's files in it are removed first (a folder holding anything else is an error).
+  bool start_afresh = false;
   int64_t max_jobs = -1;  // stop after this many jobs (< 0: all), as if interrupted
   torch::Device device = torch::kCPU;
   // Jobs of the same task and method solved together, up to this many (one batched solve);
@@ -32,7 +35,7 @@ struct EvalRun {
   int64_t jobs = 0;          // of this shard
   int64_t already_done = 0;  // skipped on resume
   int64_t ran = 0, diverged = 0;
-  int64_t misfit = 0;            // finished but did not fit the measurement (solvers/fit.h)
+  int64_t misfit = 0;            // finished but did not fit the measurement (pipelines/fit.h)
   bool complete = false;         // every job of the shard has a record
   std::string summary_markdown;  // written for a whole, complete run
 };
@@ -45,7 +48,7 @@ EvalRun run_evaluation(const EvalOptions& options);
 
 // Reads plan.json and results.jsonl of a folder and writes summary.{md,csv,json} and the
 // montages; returns the markdown. With `fit_model` (the model the run used: the plan names a
-// folder, not what was in it), records from before the fit check (solvers/fit.h) get their
+// folder, not what was in it), records from before the fit check (pipelines/fit.h) get their
 // reference residual first, and results.jsonl is rewritten with it (atomically; nothing else in it
 // changes). Throws p2l::Error for a folder with only shard files (merge).
 std::string summarize_folder(const std::string& folder, const std::string& fit_model = "");

@@ -16,7 +16,7 @@
 #include "p2l/io/montage.h"
 #include "p2l/metrics/emoji_features.h"
 #include "p2l/metrics/feature_distances.h"
-#include "p2l/solvers/fit.h"
+#include "p2l/pipelines/fit.h"
 
 namespace p2l::eval {
 
@@ -66,7 +66,7 @@ std::string set_metric_number(const nlohmann::json& v) { return v.is_number() ? 
 std::string misfit_section(const nlohmann::json& summary) {
   std::ostringstream md;
   const auto& misfits = summary.value("misfits", nlohmann::json::array());
-  const double ratio = summary.value("misfit_ratio", solvers::kMisfitRatio);
+  const double ratio = summary.value("misfit_ratio", pipelines::kMisfitRatio);
   if (!misfits.empty()) {
     md << "\nDid not fit the measurement (‖y − A(x)‖ over " << fixed(ratio, 1)
        << "× that of the autoencoded clean image, ‖y − A(D(E(x)))‖; counted in the means "
@@ -134,7 +134,7 @@ nlohmann::json summarize(const Plan& plan, const std::map<std::string, nlohmann:
         ++ok;
         // Counted among the finished (its image is what the method gave) and named below.
         if (const auto ratio = fit_ratio(*r)) {
-          if (*ratio > solvers::kMisfitRatio) {
+          if (*ratio > pipelines::kMisfitRatio) {
             ++unfit;
             misfits.push_back({{"image", image.name},
                                {"task", task},
@@ -181,7 +181,7 @@ nlohmann::json summarize(const Plan& plan, const std::map<std::string, nlohmann:
           {"jobs", plan.images.size() * plan.tasks.size() * plan.methods.size()},
           {"finished", finished},
           {"diverged", diverged},
-          {"misfit_ratio", solvers::kMisfitRatio},
+          {"misfit_ratio", pipelines::kMisfitRatio},
           {"misfit", misfits.size()},
           {"fit_unchecked", unchecked},
           {"misfits", misfits},
@@ -363,32 +363,39 @@ std::string write_summary(const std::string& folder, const nlohmann::json& summa
   return md.str();
 }
 
-void write_montages(const std::string& folder, const Plan& plan,
-                    const std::map<std::string, nlohmann::json>& records) {
+std::vector<torch::Tensor> montage_row(const std::string& folder, const Plan& plan,
+                                       const std::map<std::string, nlohmann::json>& records,
+                                       const EvalImage& image, const std::string& task) {
   const fs::path dir(folder);
   auto load = [&](const fs::path& path) {
     return fs::exists(path) ? io::load_image(path.string()) : torch::Tensor();
   };
+  std::vector<torch::Tensor> row(3 + plan.methods.size());
+  bool any = false;
+  for (size_t m = 0; m < plan.methods.size(); ++m) {
+    const auto* r = find_record(records, image.name + "|" + task + "|" + plan.methods[m].label);
+    if (!r) continue;
+    if (!any) {
+      row[0] = load(image.path);
+      row[1] = load(dir / r->at("measurement_image").get<std::string>());
+      row[2] = load(dir / r->at("naive_image").get<std::string>());
+      any = true;
+    }
+    if (r->at("status") == "ok") row[3 + m] = load(dir / r->at("output").get<std::string>());
+  }
+  return any ? row : std::vector<torch::Tensor>{};
+}
+
+void write_montages(const std::string& folder, const Plan& plan,
+                    const std::map<std::string, nlohmann::json>& records) {
   for (const auto& task : plan.tasks) {
     std::vector<std::vector<torch::Tensor>> rows;
     for (const auto& image : plan.images) {
-      std::vector<torch::Tensor> row(3 + plan.methods.size());
-      bool any = false;
-      for (size_t m = 0; m < plan.methods.size(); ++m) {
-        const auto* r = find_record(records, image.name + "|" + task + "|" + plan.methods[m].label);
-        if (!r) continue;
-        if (!any) {
-          row[0] = load(image.path);
-          row[1] = load(dir / r->at("measurement_image").get<std::string>());
-          row[2] = load(dir / r->at("naive_image").get<std::string>());
-          any = true;
-        }
-        if (r->at("status") == "ok") row[3 + m] = load(dir / r->at("output").get<std::string>());
-      }
-      if (any) rows.push_back(row);
+      auto row = montage_row(folder, plan, records, image, task);
+      if (!row.empty()) rows.push_back(row);
     }
     if (!rows.empty())
-      io::save_png((dir / ("montage_" + task + ".png")).string(), io::montage(rows));
+      io::save_png((fs::path(folder) / ("montage_" + task + ".png")).string(), io::montage(rows));
   }
 }
 

@@ -42,10 +42,12 @@ const std::vector<std::string>& method_names() {
   return names;
 }
 
-Scale scale_for(const model::StableDiffusion& model) {
-  const int64_t size = model.config.unet.sample_size * model.config.vae.downsampling_factor();
+Scale scale_for(const model::ModelConfig& config) {
+  const int64_t size = config.unet.sample_size * config.vae.downsampling_factor();
   return size >= 256 ? Scale::kSd512 : Scale::kSmall;
 }
+
+Scale scale_for(const model::StableDiffusion& model) { return scale_for(model.config); }
 
 Hyperparameters default_hyperparameters(const std::string& method, Scale scale,
                                         const std::string& task) {

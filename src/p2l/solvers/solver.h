@@ -167,6 +167,7 @@ const std::vector<std::string>& method_names();
 // Which defaults to start from: SD at 512² or p2l's small emoji model (64²).
 enum class Scale { kSd512, kSmall };
 Scale scale_for(const model::StableDiffusion& model);
+Scale scale_for(const model::ModelConfig& config);  // before loading (model::describe_model)
 
 // A solver with the defaults for (method, scale, task); task is an operator kind
 // ("super_resolution", …) or "" for the method's general default. Throws p2l::Error naming

@@ -1,12 +1,12 @@
-#include "p2l/solvers/fit.h"
+#include "p2l/pipelines/fit.h"
 
-namespace p2l::solvers {
+namespace p2l::pipelines {
 
 double autoencoded_residual(model::StableDiffusion& model,
                             const operators::Measurement& measurement, const torch::Tensor& clean) {
   torch::NoGradGuard no_grad;
   const auto x = clean.to(model.device(), model.arithmetic_dtype());
-  // Clamped as a restored image is before its residual is taken (solvers/restoration.cpp).
+  // Clamped as a restored image is before its residual is taken (restoration.cpp).
   const auto reconstruction = model.decode(model.encode(x))
                                   .clamp(-1, 1)
                                   .to(torch::kCPU, torch::kFloat);
@@ -19,4 +19,4 @@ std::optional<double> fit_ratio(double residual, double reference) {
   return residual / reference;
 }
 
-}  // namespace p2l::solvers
+}  // namespace p2l::pipelines

@@ -13,7 +13,7 @@
 #include "p2l/model/stable_diffusion.h"
 #include "p2l/operators/measurement.h"
 
-namespace p2l::solvers {
+namespace p2l::pipelines {
 
 // A restoration "did not fit its measurement" when its residual exceeds the autoencoded clean
 // image's by more than this factor (docs/eval.md has the distribution it was chosen from).
@@ -28,4 +28,4 @@ double autoencoded_residual(model::StableDiffusion& model,
 // autoencoder reproduces exactly: nothing to compare with).
 std::optional<double> fit_ratio(double residual, double reference);
 
-}  // namespace p2l::solvers
+}  // namespace p2l::pipelines
