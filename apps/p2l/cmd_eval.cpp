@@ -54,9 +54,7 @@ eval::Plan plan_from(const EvalArgs& a) {
       plan.methods.push_back({method, method, {}});
     }
   for (const auto& variant : a.variants) plan.methods.push_back(eval::parse_variant(variant));
-  for (const auto& path :
-       eval::collect_images(a.images, (fs::path(a.model) / "test_images").string()))
-    plan.images.push_back({fs::path(path).filename().string(), absolute(path)});
+  plan.images = eval::evaluation_images(a.images, a.model);
   return plan;
 }
 

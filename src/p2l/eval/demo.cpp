@@ -50,11 +50,11 @@ Plan demo_plan(const DemoOptions& options) {
   plan.seed = options.seed;
   plan.precision = options.precision;
   for (const auto& method : options.methods) plan.methods.push_back({method, method, {}});
-  const auto image =
-      options.image.empty()
-          ? collect_images({}, (fs::path(options.model) / "test_images").string()).front()
-          : options.image;
-  plan.images.push_back({fs::path(image).filename().string(), absolute(image)});
+  // Default: the first of the model's test images.
+  plan.images = evaluation_images(options.image.empty() ? std::vector<std::string>{}
+                                                        : std::vector<std::string>{options.image},
+                                  options.model);
+  plan.images.resize(1);
   plan.metrics = metric_names(default_image_metrics());  // as run_evaluation runs them
   plan.validate();
   return plan;

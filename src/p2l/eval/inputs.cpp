@@ -46,6 +46,15 @@ std::vector<std::string> collect_images(const std::vector<std::string>& given,
   return images;
 }
 
+std::vector<EvalImage> evaluation_images(const std::vector<std::string>& given,
+                                         const std::string& model_folder) {
+  std::vector<EvalImage> images;
+  for (const auto& path : collect_images(given, (fs::path(model_folder) / "test_images").string()))
+    images.push_back(
+        {fs::path(path).filename().string(), fs::absolute(path).lexically_normal().string()});
+  return images;
+}
+
 operators::Measurement measure_task(const torch::Tensor& clean, const std::string& task,
                                     double noise_sigma, uint64_t seed) {
   const int64_t h = clean.size(2), w = clean.size(3);

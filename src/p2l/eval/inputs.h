@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "p2l/eval/plan.h"
 #include "p2l/operators/measurement.h"
 
 namespace p2l::eval {
@@ -24,6 +25,11 @@ std::vector<std::string> image_files_in(const std::string& folder);
 // Throws p2l::Error naming a path that does not exist, or when no image is found.
 std::vector<std::string> collect_images(const std::vector<std::string>& given,
                                         const std::string& default_folder);
+
+// A plan's images (plan.h): collect_images(given, MODEL/test_images), each named by its file
+// name, with its absolute path.
+std::vector<EvalImage> evaluation_images(const std::vector<std::string>& given,
+                                         const std::string& model_folder);
 
 // y = A(x) + n for a task by its CLI name (sr, gauss-blur, …) with the preset for the image's
 // size and Gaussian noise σ_y; `seed` drives both the operator's random parts (motion kernel,

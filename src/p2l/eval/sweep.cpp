@@ -118,9 +118,7 @@ Plan sweep_plan(const SweepOptions& options) {
   plan.seed = options.seed;
   plan.precision = options.precision;
   for (const auto& point : grid.points) plan.methods.push_back(column_of(options, grid, point));
-  for (const auto& path :
-       collect_images(options.images, (fs::path(options.model) / "test_images").string()))
-    plan.images.push_back({fs::path(path).filename().string(), absolute(path)});
+  plan.images = evaluation_images(options.images, options.model);
   plan.metrics = metric_names(default_image_metrics());  // as run_evaluation runs them
   plan.validate();
   return plan;
