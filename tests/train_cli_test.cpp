@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -12,6 +13,7 @@
 #include "cli_runner.h"
 #include "p2l/io/image.h"
 #include "p2l/io/safetensors.h"
+#include "p2l/train/emoji_dataset.h"
 #include "p2l/train/emoji_recipe.h"
 #include "scratch_dir.h"
 
@@ -46,7 +48,10 @@ class TrainTestImages : public ::testing::Test {
                             {"has_img_" + style, base != "C" || style == "twitter"}};
         write(base + ".png");
         if (base == "E" && style == "google") {
-          e["skin_variations"] = {{"1F3FB", {{"image", "E-1F3FB.png"}, {"has_img_google", true}}}};
+          e["skin_variations"] = {{"1F3FB",
+                                   {{"unified", "E-1F3FB"},
+                                    {"image", "E-1F3FB.png"},
+                                    {"has_img_google", true}}}};
           write("E-1F3FB.png");
         }
         entries.push_back(e);
@@ -98,6 +103,42 @@ TEST_F(TrainTestImages, EveryTestBaseOnceWithTheStyleItHas) {
     EXPECT_TRUE(fs::exists(out / name)) << name;
   EXPECT_NEAR(io::load_image((out / "001_twitter_E.png").string()).mean().item<double>(),
               colours_.at("twitter/E.png"), 1e-2);
+}
+
+// The Iconify styles (rendered by scripts/render_iconify.py into cache/iconify/<style>/): captions
+// and base emoji from emoji.json, so a held-out emoji is held out in every style.
+TEST_F(TrainTestImages, IconifyStylesShareCaptionsAndTheSplit) {
+  const auto folder = root_ / "cache" / "iconify" / "streamline";
+  fs::create_directories(folder / "64");
+  for (const std::string code : {"a", "e-1f3fb"})
+    io::save_png((folder / "64" / (code + ".png")).string(), torch::zeros({1, 3, 64, 64}));
+  std::ofstream(folder / "index.json")
+      << R"([{"unified": "A", "image": "a.png", "icon": "emoji-a"},
+             {"unified": "E-1F3FB", "image": "e-1f3fb.png", "icon": "emoji-e-light-skin-tone"}])";
+  const auto cache = (root_ / "cache").string();
+  const auto items = train::list_emoji(cache, {"twitter", "streamline"});
+  std::vector<train::EmojiItem> streamline;
+  for (const auto& item : items)
+    if (item.style == "streamline") streamline.push_back(item);
+  ASSERT_EQ(streamline.size(), 2u);
+  EXPECT_EQ(streamline[0].base, "A");
+  EXPECT_EQ(streamline[0].caption, "emoji a, test things, streamline style");
+  EXPECT_EQ(streamline[1].base, "E");
+  EXPECT_EQ(streamline[1].caption, "emoji e, light skin tone, test things, streamline style");
+  EXPECT_EQ(items.size(), 6u + 2u);  // Twitter's six and the two renders
+  // E is a test base: its streamline image is in the test split, A's in the training split.
+  const auto tests = train::read_test_bases((root_ / "split.txt").string());
+  const auto test_set = train::load_emoji_split(items, tests, true);
+  EXPECT_EQ(std::count_if(test_set.items.begin(), test_set.items.end(),
+                          [](const auto& item) { return item.style == "streamline"; }),
+            1);
+  // The shipped model's styles by default; errors name the style or the file.
+  // Google's 6 (no C; E's skin tone) and Twitter's 6.
+  EXPECT_EQ(train::list_emoji(cache).size(), 12u);
+  EXPECT_THROW(train::list_emoji(cache, {"fluent"}), Error);
+  EXPECT_THROW(train::list_emoji(cache, {"fxemoji"}), Error);  // not rendered
+  std::ofstream(folder / "index.json") << R"([{"unified": "Z", "image": "a.png"}])";
+  EXPECT_THROW(train::list_emoji(cache, {"streamline"}), Error);
 }
 
 TEST_F(TrainTestImages, BadInputIsOneLineError) {

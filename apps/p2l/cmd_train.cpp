@@ -31,6 +31,11 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::IsMember(stage_choices()));
   cmd->add_option("--data", a->data, "Folder with the emoji npm packages (scripts/fetch_emoji.sh)");
   cmd->add_option("--split", a->split, "Test split file (base emoji codes)");
+  cmd->add_option("--styles", a->styles,
+                  "Emoji styles to train on: google, twitter, noto-v1, fxemoji, emojione, "
+                  "streamline (the last four rendered by scripts/fetch_emoji.sh)")
+      ->delimiter(',')
+      ->capture_default_str();
   cmd->add_option("--run", a->run, "Run folder: checkpoints and stage outputs");
   cmd->add_option("--out", a->out, "Exported model folder (diffusers layout)");
   cmd->add_option("--vae-steps", a->vae.steps, "VAE training steps")->check(CLI::PositiveNumber);

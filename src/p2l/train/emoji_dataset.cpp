@@ -18,8 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> kStyles = {"google", "twitter"};
-
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -78,37 +76,92 @@ bool is_mirrorable(const std::string& category, const std::string& subcategory,
   return true;
 }
 
-std::vector<EmojiItem> list_emoji(const std::string& cache_dir) {
+const std::vector<std::string>& emoji_styles() {
+  static const std::vector<std::string> styles = {"google",  "twitter",  "noto-v1",
+                                                  "fxemoji", "emojione", "streamline"};
+  return styles;
+}
+
+namespace {
+
+bool is_datasource_style(const std::string& style) {
+  return style == "google" || style == "twitter";
+}
+
+// An emoji or one of its skin tones as emoji.json lists it, with its caption up to the style.
+struct EmojiEntry {
+  std::string base, unified, image, caption;
+  bool mirrorable = false;
+  nlohmann::json flags;  // has_img_<style>
+};
+
+std::vector<EmojiEntry> emoji_entries(const fs::path& emoji_json) {
+  if (!fs::exists(emoji_json))
+    throw Error(emoji_json.string() +
+                ": missing; run scripts/fetch_emoji.sh to fetch the emoji packages");
+  std::vector<EmojiEntry> out;
+  for (const auto& e : io::read_json(emoji_json.string())) {
+    const std::string base = e.at("unified").get<std::string>();
+    std::string name = e.value("name", "");
+    if (name.empty() || name == "null") name = e.value("short_name", base);
+    const std::string subject = words(name);
+    const std::string group = words(e.value("subcategory", ""));
+    const bool mirrorable = is_mirrorable(e.value("category", ""), group, subject);
+    auto add = [&](const nlohmann::json& entry, const std::string& tone) {
+      std::string caption = subject;
+      if (!tone.empty()) caption += ", " + tone;
+      if (!group.empty()) caption += ", " + group;
+      out.push_back(
+          {base, entry.value("unified", base), entry.value("image", ""), caption, mirrorable, entry});
+    };
+    add(e, "");
+    if (e.contains("skin_variations"))
+      for (const auto& [code, variation] : e["skin_variations"].items())
+        add(variation, skin_tone(code));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<EmojiItem> list_emoji(const std::string& cache_dir,
+                                  const std::vector<std::string>& styles) {
+  const fs::path cache(cache_dir);
   std::vector<EmojiItem> items;
-  for (const auto& style : kStyles) {
-    const fs::path root = fs::path(cache_dir) / ("emoji-datasource-" + style) / "package";
-    const fs::path index = root / "emoji.json";
+  std::map<std::string, const EmojiEntry*> by_code;
+  // Captions and base emoji of every style come from one table: Google's emoji.json.
+  const auto table = emoji_entries(cache / "emoji-datasource-google" / "package" / "emoji.json");
+  for (const auto& entry : table) by_code.emplace(entry.unified, &entry);
+  for (const auto& style : styles) {
+    if (std::find(emoji_styles().begin(), emoji_styles().end(), style) == emoji_styles().end())
+      throw Error("emoji style '" + style + "': not one of google, twitter, noto-v1, fxemoji, "
+                  "emojione, streamline");
+    auto add = [&](const EmojiEntry& entry, const fs::path& path) {
+      if (!fs::exists(path)) return;
+      items.push_back({entry.base, style, path.string(), entry.caption + ", " + style + " style",
+                       entry.mirrorable});
+    };
+    if (is_datasource_style(style)) {
+      const fs::path root = cache / ("emoji-datasource-" + style) / "package";
+      const auto entries =
+          style == "google" ? table : emoji_entries(root / "emoji.json");
+      for (const auto& entry : entries)
+        if (entry.flags.value("has_img_" + style, false))
+          add(entry, root / "img" / style / "64" / entry.image);
+      continue;
+    }
+    // Rendered from the Iconify sets by scripts/render_iconify.py.
+    const fs::path folder = cache / "iconify" / style;
+    const fs::path index = folder / "index.json";
     if (!fs::exists(index))
-      throw Error(index.string() + ": missing; run scripts/fetch_emoji.sh to fetch the emoji packages");
-    const nlohmann::json entries = io::read_json(index.string());
-    const std::string flag = "has_img_" + style;
-    const fs::path images = root / "img" / style / "64";
-    for (const auto& e : entries) {
-      const std::string base = e.at("unified").get<std::string>();
-      std::string name = e.value("name", "");
-      if (name.empty() || name == "null") name = e.value("short_name", base);
-      const std::string subject = words(name);
-      const std::string group = words(e.value("subcategory", ""));
-      const bool mirrorable = is_mirrorable(e.value("category", ""), group, subject);
-      auto add = [&](const nlohmann::json& entry, const std::string& tone) {
-        if (!entry.value(flag, false)) return;
-        const auto path = images / entry.at("image").get<std::string>();
-        if (!fs::exists(path)) return;
-        std::string caption = subject;
-        if (!tone.empty()) caption += ", " + tone;
-        if (!group.empty()) caption += ", " + group;
-        caption += ", " + style + " style";
-        items.push_back({base, style, path.string(), caption, mirrorable});
-      };
-      add(e, "");
-      if (e.contains("skin_variations"))
-        for (const auto& [code, variation] : e["skin_variations"].items())
-          add(variation, skin_tone(code));
+      throw Error(index.string() + ": missing; run scripts/fetch_emoji.sh to render the " + style +
+                  " emoji");
+    for (const auto& rendered : io::read_json(index.string())) {
+      const auto it = by_code.find(rendered.at("unified").get<std::string>());
+      if (it == by_code.end())
+        throw Error(index.string() + ": " + rendered.at("unified").get<std::string>() +
+                    " is not an emoji of emoji.json (rendered from another version?)");
+      add(*it->second, folder / "64" / rendered.at("image").get<std::string>());
     }
   }
   return items;

@@ -1,6 +1,8 @@
 // The emoji data set p2l's small model is trained on: Noto Emoji (Google) and Twemoji
-// (Twitter) 64×64 images from the npm packages emoji-datasource-{google,twitter}, with captions
-// built from their emoji.json, split into train/test by base emoji.
+// (Twitter) 64×64 images from the npm packages emoji-datasource-{google,twitter}, and the
+// Iconify sets Noto Emoji v1, Firefox OS Emoji, Emoji One and Streamline Emojis rendered to
+// 64×64 (scripts/render_iconify.py), with captions built from emoji-datasource's emoji.json,
+// split into train/test by base emoji (a held-out emoji is held out in every style).
 #pragma once
 
 #include <torch/torch.h>
@@ -13,7 +15,7 @@ namespace p2l::train {
 
 struct EmojiItem {
   std::string base;     // unified code of the base emoji (all skin tones and styles share it)
-  std::string style;    // "google" or "twitter"
+  std::string style;    // one of emoji_styles()
   std::string image;    // PNG path
   std::string caption;  // e.g. "waving hand sign, medium skin tone, hand fingers open, google style"
   // Whether the mirror image shows the same emoji (a training augmentation): false for symbols,
@@ -26,9 +28,16 @@ struct EmojiItem {
 bool is_mirrorable(const std::string& category, const std::string& subcategory,
                    const std::string& name);
 
-// Reads every image listed in the packages' emoji.json under `cache_dir`
-// (cache_dir/emoji-datasource-<style>/package/...). Throws p2l::Error if a package is missing.
-std::vector<EmojiItem> list_emoji(const std::string& cache_dir);
+// The styles, by the name their captions give: google, twitter (emoji-datasource), noto-v1,
+// fxemoji, emojione, streamline (Iconify).
+const std::vector<std::string>& emoji_styles();
+
+// Every image of the styles under `cache_dir` (data/emoji/README.md): for google and twitter
+// those emoji-datasource-<style>/package/emoji.json lists, for the Iconify styles those of
+// iconify/<style>/index.json. Throws p2l::Error naming a missing package or index, an unknown
+// style, or a rendered code emoji.json does not list.
+std::vector<EmojiItem> list_emoji(const std::string& cache_dir,
+                                  const std::vector<std::string>& styles = {"google", "twitter"});
 
 // The committed split: one base code per line (test split). Lines starting with '#' are
 // comments.

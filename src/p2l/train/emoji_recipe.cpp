@@ -74,7 +74,7 @@ StepReport progress_report(Progress& progress) {
 std::set<std::string> test_bases(const EmojiRecipe& a) { return read_test_bases(a.split); }
 
 void stage_split(const EmojiRecipe& a) {
-  const auto items = list_emoji(a.data);
+  const auto items = list_emoji(a.data, a.styles);
   const auto bases = choose_test_bases(items, 0.1);
   write_test_bases(bases, a.split);
   size_t test_images = 0;
@@ -91,7 +91,7 @@ std::pair<double, double> psnr_train_test(model::AutoencoderKL& vae, const Emoji
 }
 
 void stage_vae(const EmojiRecipe& a) {
-  const auto items = list_emoji(a.data);
+  const auto items = list_emoji(a.data, a.styles);
   const auto tests = test_bases(a);
   const auto train_set = load_emoji_split(items, tests, false);
   const auto test_set = load_emoji_split(items, tests, true);
@@ -125,7 +125,7 @@ void stage_vae(const EmojiRecipe& a) {
 }
 
 void stage_decoder(const EmojiRecipe& a) {
-  const auto items = list_emoji(a.data);
+  const auto items = list_emoji(a.data, a.styles);
   const auto tests = test_bases(a);
   const auto train_set = load_emoji_split(items, tests, false);
   const auto test_set = load_emoji_split(items, tests, true);
@@ -146,7 +146,7 @@ void stage_decoder(const EmojiRecipe& a) {
 }
 
 void stage_tokenizer(const EmojiRecipe& a) {
-  const auto items = list_emoji(a.data);
+  const auto items = list_emoji(a.data, a.styles);
   const auto tests = test_bases(a);
   std::vector<std::string> captions;
   for (const auto& item : items)
@@ -268,7 +268,7 @@ model::StableDiffusion emoji_model(const EmojiRecipe& a) {
 void stage_unet(const EmojiRecipe& a) {
   record_architecture(a);
   auto sd = emoji_model(a);
-  const auto items = list_emoji(a.data);
+  const auto items = list_emoji(a.data, a.styles);
   const auto tests = test_bases(a);
   const auto train_set = load_emoji_split(items, tests, false);
   const auto latents =
@@ -341,7 +341,7 @@ void stage_export(const EmojiRecipe& a) {
   // F16 storage halves the size; p2l computes in float32.
   model::save_diffusers(sd, a.out, torch::kHalf, tokenizer_dir(a).string());
   // A few held-out images (different base emoji, alternating styles) for tests and the demo.
-  const auto items = list_emoji(a.data);
+  const auto items = list_emoji(a.data, a.styles);
   const auto tests = test_bases(a);
   std::vector<EmojiItem> picked;
   std::set<std::string> bases;
@@ -378,7 +378,7 @@ void stage_export(const EmojiRecipe& a) {
 // styles where the base has both), named NNN_<style>_<base code>.png, with captions.json.
 void stage_test_images(const EmojiRecipe& a) {
   if (a.images_out.empty()) throw Error("train test-images: --images-out DIR is required");
-  const auto items = list_emoji(a.data);
+  const auto items = list_emoji(a.data, a.styles);
   const auto tests = test_bases(a);
   std::vector<std::string> order;  // test bases in listing order
   std::map<std::string, std::vector<const EmojiItem*>> by_base;
@@ -440,7 +440,7 @@ nlohmann::json accuracy_json(const Accuracy& acc) {
 
 void stage_report(const EmojiRecipe& a) {
   auto sd = model::load_stable_diffusion(a.out);
-  const auto items = list_emoji(a.data);
+  const auto items = list_emoji(a.data, a.styles);
   const auto tests = test_bases(a);
   const auto train_set = load_emoji_split(items, tests, false).spread_subset(kTrainSubset);
   const auto test_set = load_emoji_split(items, tests, true);
@@ -520,7 +520,7 @@ void stage_report(const EmojiRecipe& a) {
 // The FD-emoji network (metrics/emoji_features.h): classifies sub-categories on the training
 // split; weights and a config with the classes and accuracies go to <out>/fd_emoji.
 void stage_features(const EmojiRecipe& a) {
-  const auto items = list_emoji(a.data);
+  const auto items = list_emoji(a.data, a.styles);
   const auto tests = test_bases(a);
   const auto train_set = load_emoji_split(items, tests, false);
   const auto test_set = load_emoji_split(items, tests, true);

@@ -22,6 +22,8 @@ struct EmojiRecipe {
   std::string split = "data/emoji/test_split.txt";
   std::string run = "runs/emoji";
   std::string out = "models/emoji-64";
+  // The styles trained on (emoji_dataset.h: emoji_styles()); the shipped model's two.
+  std::vector<std::string> styles = {"google", "twitter"};
   VaeOptions vae;
   StageOptions decoder;
   DiffusionOptions unet;
