@@ -14,7 +14,9 @@
 #include <sstream>
 
 #include "cli_runner.h"
+#include "p2l/error.h"
 #include "p2l/eval/inputs.h"
+#include "p2l/eval/plan.h"
 #include "p2l/eval/results.h"
 #include "p2l/io/image.h"
 #include "p2l/pipelines/fit.h"
@@ -574,6 +576,56 @@ TEST_F(EvalCli, MethodsNoneKeepsOnlyTheVariants) {
   ASSERT_EQ(plan["methods"].size(), 1u);
   EXPECT_EQ(plan["methods"][0]["label"], "only");
   EXPECT_EQ(plan["methods"][0]["method"], "ldps");
+}
+
+// P2L started from a text: the null prompt, a generic one, or each image's own caption
+// (captions.json beside the images). A batch holds only jobs of one prompt.
+TEST_F(EvalCli, PromptVariantsStartFromTheCaptionOrAText) {
+  const auto out = path("prompts");
+  const auto images = kModel / "test_images";
+  const auto run = p2l("eval -m " + kModel.string() + " --images " +
+                       (images / "00_google.png").string() + " " +
+                       (images / "01_twitter.png").string() +
+                       " --tasks sr --methods none --variant null=p2l:steps=3"
+                       " --variant caption=p2l:prompt=@caption,steps=3"
+                       " --variant emoji=p2l:prompt=emoji,steps=3 --batch 2 --seed 7 -o " +
+                       out.string());
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto plan = json::parse(slurp(out / "plan.json"));
+  EXPECT_FALSE(plan["methods"][0].contains("prompt"));  // plans without prompts read as before
+  EXPECT_EQ(plan["methods"][1]["prompt"], "@caption");
+  const auto captions = json::parse(slurp(images / "captions.json"));
+  std::map<std::string, json> by_key;
+  for (const auto& record : read_lines(out / "results.jsonl"))
+    by_key[record["label"].get<std::string>() + "|" + record["image"].get<std::string>()] = record;
+  ASSERT_EQ(by_key.size(), 6u);
+  for (const std::string image : {"00_google.png", "01_twitter.png"}) {
+    const auto& null = by_key.at("null|" + image);
+    const auto& caption = by_key.at("caption|" + image);
+    const auto& emoji = by_key.at("emoji|" + image);
+    EXPECT_FALSE(null.contains("prompt"));
+    EXPECT_EQ(caption["prompt"], captions.at(image)) << caption.dump();
+    EXPECT_EQ(emoji["prompt"], "emoji");
+    // Two captions are two prompts, solved apart; "emoji" is one, solved as a batch of two.
+    EXPECT_FALSE(caption.contains("batch"));
+    EXPECT_EQ(emoji["batch"], 2);
+    // The text condition reaches the UNet: another start, another restoration.
+    EXPECT_NE(caption["data_residual"], null["data_residual"]) << image;
+    EXPECT_NE(emoji["data_residual"], null["data_residual"]) << image;
+  }
+
+  const auto spec = eval::parse_variant("generic=p2l:prompt=emoji");
+  EXPECT_EQ(spec.prompt, "emoji");
+  EXPECT_TRUE(spec.overrides.empty());
+  EXPECT_THROW(eval::parse_variant("x=p2l:prompt=a,prompt=b"), Error);
+  // An image without captions.json beside it: one line, before any work.
+  fs::copy_file(images / "00_google.png", path("lone.png"));
+  expect_one_line_error(p2l("eval -m " + kModel.string() + " --images " +
+                            path("lone.png").string() +
+                            " --tasks sr --variant c=p2l:prompt=@caption -o " +
+                            path("lone-run").string()),
+                        "no captions.json beside it");
+  EXPECT_FALSE(fs::exists(path("lone-run") / "results.jsonl"));
 }
 
 }  // namespace

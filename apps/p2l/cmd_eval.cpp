@@ -51,7 +51,7 @@ eval::Plan plan_from(const EvalArgs& a) {
   if (!none)
     for (const auto& method : a.methods) {
       solvers::default_hyperparameters(method, solvers::Scale::kSmall);  // names an unknown one
-      plan.methods.push_back({method, method, {}});
+      plan.methods.push_back({method, method, {}, ""});
     }
   for (const auto& variant : a.variants) plan.methods.push_back(eval::parse_variant(variant));
   plan.images = eval::evaluation_images(a.images, a.model);
@@ -85,7 +85,8 @@ void add_eval_command(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--variant", a->variants,
                   "NAME=METHOD:key=value,... an extra column, e.g. p2l-neither=p2l:projection=0,"
-                  "prompt-tuning=0 (repeatable)");
+                  "prompt-tuning=0; prompt=TEXT starts from a text condition, prompt=@caption "
+                  "from each image's caption in captions.json beside it (repeatable)");
   cmd->add_option("--steps", a->steps, "DDIM steps for every method (default: each method's)")
       ->check(non_negative());
   cmd->add_option("--noise", a->noise, "Gaussian measurement noise σ_y")

@@ -49,7 +49,7 @@ Plan demo_plan(const DemoOptions& options) {
   plan.noise = options.noise;
   plan.seed = options.seed;
   plan.precision = options.precision;
-  for (const auto& method : options.methods) plan.methods.push_back({method, method, {}});
+  for (const auto& method : options.methods) plan.methods.push_back({method, method, {}, ""});
   // Default: the first of the model's test images.
   plan.images = evaluation_images(options.image.empty() ? std::vector<std::string>{}
                                                         : std::vector<std::string>{options.image},

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "p2l/error.h"
+#include "p2l/io/json_file.h"
 #include "p2l/operators/presets.h"
 #include "p2l/solvers/solver.h"
 
@@ -54,11 +55,15 @@ bool parse_count(const std::string& text, int64_t& value) {
 }  // namespace
 
 nlohmann::json MethodSpec::to_json() const {
-  return {{"label", label}, {"method", method}, {"overrides", overrides_json(overrides)}};
+  nlohmann::json j = {
+      {"label", label}, {"method", method}, {"overrides", overrides_json(overrides)}};
+  if (!prompt.empty()) j["prompt"] = prompt;  // plans without prompts read as before
+  return j;
 }
 
 MethodSpec MethodSpec::from_json(const nlohmann::json& j) {
-  MethodSpec spec{j.at("label").get<std::string>(), j.at("method").get<std::string>(), {}};
+  MethodSpec spec{j.at("label").get<std::string>(), j.at("method").get<std::string>(), {},
+                  j.value("prompt", "")};
   for (const auto& [name, value] : j.at("overrides").items())
     spec.overrides[name] = value.is_string()
                                ? solvers::parse_hyperparameter_value(value.get<std::string>(), name)
@@ -67,7 +72,8 @@ MethodSpec MethodSpec::from_json(const nlohmann::json& j) {
 }
 
 bool MethodSpec::operator==(const MethodSpec& other) const {
-  return label == other.label && method == other.method && overrides == other.overrides;
+  return label == other.label && method == other.method && overrides == other.overrides &&
+         prompt == other.prompt;
 }
 
 void check_label(const std::string& label) {
@@ -100,14 +106,36 @@ MethodSpec parse_variant(const std::string& spec) {
       if (equals == std::string::npos || equals == 0 || equals + 1 == pair.size())
         throw Error(what + ": '" + pair + "' is not key=value");
       const auto name = pair.substr(0, equals);
+      if (name == "prompt") {
+        if (!variant.prompt.empty()) throw Error(what + ": prompt is given twice");
+        variant.prompt = pair.substr(equals + 1);
+        continue;
+      }
       if (variant.overrides.count(name)) throw Error(what + ": " + name + " is given twice");
       variant.overrides[name] =
           solvers::parse_hyperparameter_value(pair.substr(equals + 1), what + " " + name);
     }
-    if (variant.overrides.empty()) throw Error(what + ": nothing after ':'");
+    if (variant.overrides.empty() && variant.prompt.empty())
+      throw Error(what + ": nothing after ':'");
   }
   check_overrides(variant.method, variant.overrides, what);
   return variant;
+}
+
+std::string image_caption(const EvalImage& image) {
+  const auto file = fs::path(image.path).parent_path() / "captions.json";
+  if (!fs::exists(file))
+    throw Error(image.path + ": no captions.json beside it for a prompt=" + kCaptionPrompt +
+                " variant");
+  const auto captions = io::read_json(file.string());
+  if (!captions.is_object() || !captions.contains(image.name) ||
+      !captions[image.name].is_string())
+    throw Error(file.string() + ": no caption for " + image.name);
+  return captions[image.name].get<std::string>();
+}
+
+std::string prompt_for(const MethodSpec& method, const EvalImage& image) {
+  return method.prompt == kCaptionPrompt ? image_caption(image) : method.prompt;
 }
 
 std::string Job::key() const { return image->name + "|" + *task + "|" + method->label; }
@@ -130,6 +158,8 @@ void Plan::validate() const {
       throw Error("eval: method label '" + method.label + "' is given twice");
     check_overrides(method.method, overrides_for(method), "eval: " + method.label);
   }
+  for (const auto& method : methods)
+    for (const auto& image : images) prompt_for(method, image);  // a caption it needs is there
   std::map<std::string, std::string> names;
   for (const auto& image : images) {
     auto [it, inserted] = names.emplace(image.name, image.path);

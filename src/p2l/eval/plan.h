@@ -24,14 +24,22 @@ struct MethodSpec {
   std::string label;
   std::string method;
   std::map<std::string, double> overrides;  // hyperparameter name → value
+  // The initial text condition: "" the null prompt, kCaptionPrompt the image's caption
+  // (image_caption), anything else the text itself.
+  std::string prompt;
   nlohmann::json to_json() const;
   static MethodSpec from_json(const nlohmann::json& j);
   bool operator==(const MethodSpec& other) const;
 };
 
+// A prompt that stands for each image's own caption.
+inline constexpr char kCaptionPrompt[] = "@caption";
+
 // "NAME=METHOD:key=value,key=value" (the overrides optional), e.g.
-// "p2l-neither=p2l:projection=0,prompt-tuning=0". Throws p2l::Error quoting the spec for a
-// missing part, an unknown method or a hyperparameter the method does not have.
+// "p2l-neither=p2l:projection=0,prompt-tuning=0"; the key "prompt" sets the initial text
+// condition ("prompt=emoji", "prompt=@caption"; a prompt given here holds no comma). Throws
+// p2l::Error quoting the spec for a missing part, an unknown method or a hyperparameter the
+// method does not have.
 MethodSpec parse_variant(const std::string& spec);
 
 // Throws p2l::Error unless `label` can name a folder and a column (letters, digits, . _ -) and
@@ -42,6 +50,14 @@ struct EvalImage {
   std::string name;  // file name (the job key; unique within a plan)
   std::string path;  // as found (absolute)
 };
+
+// An image's caption: its entry in captions.json beside it (file name → caption, as
+// `p2l train test-images` and the model's test_images write it). Throws p2l::Error naming the
+// file when there is none or it has no entry for the image.
+std::string image_caption(const EvalImage& image);
+
+// The prompt a method starts from on an image (MethodSpec::prompt resolved).
+std::string prompt_for(const MethodSpec& method, const EvalImage& image);
 
 // A job points into its plan, which must outlive it.
 struct Job {
@@ -65,7 +81,8 @@ struct Plan {
   std::vector<std::string> metrics;  // image metric names (image_metrics.h)
 
   // Throws p2l::Error for an unknown task or method, a hyperparameter a method does not have,
-  // duplicate labels or image names, or nothing to do.
+  // duplicate labels or image names, an image without the caption a method's prompt needs, or
+  // nothing to do.
   void validate() const;
   std::vector<Job> jobs() const;
   // The overrides of a method in this plan: --steps unless the method sets its own.

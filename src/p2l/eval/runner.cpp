@@ -88,6 +88,8 @@ PreparedJob prepare_job(model::StableDiffusion& model, const Plan& plan, const J
   p.request.method = job.method->method;
   p.request.overrides = plan.overrides_for(*job.method);
   p.request.seed = seeds.solver;
+  p.request.prompt = prompt_for(*job.method, *job.image);
+  if (!p.request.prompt.empty()) p.record["prompt"] = p.request.prompt;
   p.request.show_progress = false;  // the evaluation's own progress line stands for all
   return p;
 }
@@ -276,7 +278,9 @@ EvalRun run_evaluation(const EvalOptions& options) {
       while (static_cast<int64_t>(batch.size()) < options.batch &&
              first + batch.size() < todo.size() &&
              *todo[first + batch.size()].task == *todo[first].task &&
-             todo[first + batch.size()].method == todo[first].method)
+             todo[first + batch.size()].method == todo[first].method &&
+             prompt_for(*todo[first].method, *todo[first + batch.size()].image) ==
+                 prompt_for(*todo[first].method, *todo[first].image))
         batch.push_back(&todo[first + batch.size()]);
       first += batch.size();
       std::vector<nlohmann::json> records;

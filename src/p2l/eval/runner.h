@@ -25,7 +25,7 @@ struct EvalOptions {
   bool start_afresh = false;
   int64_t max_jobs = -1;  // stop after this many jobs (< 0: all), as if interrupted
   torch::Device device = torch::kCPU;
-  // Jobs of the same task and method solved together, up to this many (one batched solve);
+  // Jobs of the same task, method and prompt solved together, up to this many (one batched solve);
   // each record is what the job's own solve gives, up to the order of float reductions.
   int64_t batch = 1;
   bool show_progress = true;

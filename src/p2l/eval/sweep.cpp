@@ -94,7 +94,7 @@ Grid grid_of(const SweepOptions& options) {
 }
 
 MethodSpec column_of(const SweepOptions& options, const Grid& grid, const Point& point) {
-  MethodSpec spec{point.label, options.method, grid.fixed};
+  MethodSpec spec{point.label, options.method, grid.fixed, ""};
   for (size_t k = 0; k < grid.axes.size(); ++k) spec.overrides[grid.axes[k].name] = point.values[k];
   return spec;
 }
