@@ -18,6 +18,7 @@
 #include "p2l/eval/inputs.h"
 #include "p2l/eval/plan.h"
 #include "p2l/eval/results.h"
+#include "p2l/eval/sweep.h"
 #include "p2l/io/image.h"
 #include "p2l/pipelines/fit.h"
 #include "shipped_model.h"
@@ -626,6 +627,24 @@ TEST_F(EvalCli, PromptVariantsStartFromTheCaptionOrAText) {
                             path("lone-run").string()),
                         "no captions.json beside it");
   EXPECT_FALSE(fs::exists(path("lone-run") / "results.jsonl"));
+}
+
+// A sweep's columns are labelled by their values, as a label may spell them.
+TEST(SweepPlan, ColumnsAreLabelledByTheirValues) {
+  eval::SweepOptions options;
+  options.model = kModel.string();
+  options.method = "p2l";
+  options.grid = {"lambda=0.5,1e30,inf", "steps=2"};
+  options.set = {"eta=0.5"};
+  const auto plan = eval::sweep_plan(options);
+  ASSERT_EQ(plan.methods.size(), 3u);
+  EXPECT_EQ(plan.methods[0].label, "lambda-0.5_steps-2");
+  EXPECT_EQ(plan.methods[1].label, "lambda-1e30_steps-2");
+  EXPECT_EQ(plan.methods[2].label, "lambda-inf_steps-2");
+  EXPECT_EQ(plan.methods[1].overrides.at("lambda"), 1e30);
+  EXPECT_EQ(plan.methods[1].overrides.at("eta"), 0.5);
+  options.grid = {"omega=1"};
+  EXPECT_THROW(eval::sweep_plan(options), Error);  // not a hyperparameter of p2l
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "p2l/eval/sweep.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
@@ -38,6 +39,13 @@ std::string value_text(double v) {
   std::ostringstream o;
   o << std::setprecision(10) << v;
   return o.str();
+}
+
+// A value as a label may spell it (plan.h: check_label): 1e+30 as 1e30.
+std::string label_text(double v) {
+  auto text = value_text(v);
+  text.erase(std::remove(text.begin(), text.end(), '+'), text.end());
+  return text;
 }
 
 std::string pm(const std::vector<double>& v, int precision) {
@@ -85,7 +93,7 @@ Grid grid_of(const SweepOptions& options) {
       for (double v : axis.values) {
         auto q = p;
         q.values.push_back(v);
-        q.label += (q.label.empty() ? "" : "_") + axis.name + "-" + value_text(v);
+        q.label += (q.label.empty() ? "" : "_") + axis.name + "-" + label_text(v);
         next.push_back(q);
       }
     grid.points = next;
