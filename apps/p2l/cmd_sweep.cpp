@@ -48,7 +48,6 @@ void add_sweep_command(CLI::App& app) {
   add_compute_flags(cmd, a->compute);
   cmd->callback([a] {
     auto options = a->options;
-    eval::sweep_plan(options);  // names and values checked before the model loads
     const auto load = load_options(a->compute);
     options.device = load.device;
     options.precision = model::precision_name(model::parse_precision(a->compute.precision));

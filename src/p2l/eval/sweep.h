@@ -56,7 +56,8 @@ struct SweepReport {
   std::string plot_error;
 };
 
-// Runs the sweep and writes its report; throws p2l::Error as run_evaluation does.
+// Runs the sweep and writes its report; throws p2l::Error as run_evaluation does, and for a bad
+// grid (sweep_plan) before any model is read.
 SweepReport run_sweep(const SweepOptions& options);
 
 }  // namespace p2l::eval
