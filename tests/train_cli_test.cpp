@@ -132,6 +132,21 @@ TEST_F(TrainTestImages, IconifyStylesShareCaptionsAndTheSplit) {
   EXPECT_EQ(std::count_if(test_set.items.begin(), test_set.items.end(),
                           [](const auto& item) { return item.style == "streamline"; }),
             1);
+  // The report's per-style PSNR reads each style's rows: E's streamline render (grey, 0 in
+  // [-1, 1]) and the Twitter images of C, D, E, F, each its own flat colour.
+  const auto streamline_tests = test_set.of_style("streamline");
+  ASSERT_EQ(streamline_tests.items.size(), 1u);
+  EXPECT_EQ(streamline_tests.items[0].base, "E");
+  EXPECT_NEAR(streamline_tests.images.to(torch::kFloat).mean().item<double>() / 127.5 - 1, 0, 1e-2);
+  const auto twitter_tests = test_set.of_style("twitter");
+  ASSERT_EQ(twitter_tests.items.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    const auto& item = twitter_tests.items[i];
+    const float level = colours_.at("twitter/" + item.base + ".png");
+    EXPECT_NEAR(twitter_tests.images[i].to(torch::kFloat).mean().item<double>() / 127.5 - 1, level,
+                1e-2) << item.base;
+  }
+  EXPECT_TRUE(test_set.of_style("google").items.empty());
   // The shipped model's styles by default; errors name the style or the file.
   // Google's 6 (no C; E's skin tone) and Twitter's 6.
   EXPECT_EQ(train::list_emoji(cache).size(), 12u);

@@ -254,6 +254,18 @@ EmojiSet EmojiSet::spread_subset(int64_t count) const {
   return out;
 }
 
+EmojiSet EmojiSet::of_style(const std::string& style) const {
+  EmojiSet out;
+  std::vector<int64_t> rows;
+  for (size_t i = 0; i < items.size(); ++i)
+    if (items[i].style == style) {
+      rows.push_back(static_cast<int64_t>(i));
+      out.items.push_back(items[i]);
+    }
+  out.images = images.index_select(0, torch::tensor(rows, torch::kLong));
+  return out;
+}
+
 std::vector<std::string> spread_distinct_captions(const std::vector<EmojiItem>& items,
                                                   size_t count) {
   std::vector<std::string> captions;

@@ -451,6 +451,16 @@ void stage_report(const EmojiRecipe& a) {
       "mean ε-MSE over 10 evenly spaced timesteps per latent (posterior mean), seeded noise";
   report["vae_psnr_test"] = reconstruction_psnr(sd.vae, test_set);
   report["vae_psnr_train"] = reconstruction_psnr(sd.vae, train_set);
+  if (a.styles.size() > 1) {
+    nlohmann::json by_style;
+    for (const auto& style : a.styles) {
+      const auto of_style = test_set.of_style(style);
+      if (!of_style.items.empty())
+        by_style[style] = {{"images", of_style.items.size()},
+                           {"psnr", reconstruction_psnr(sd.vae, of_style)}};
+    }
+    report["vae_psnr_test_by_style"] = by_style;
+  }
   const auto lat_train =
       encode_latents(sd.vae, train_set, *sd.tokenizer, sd.config.text.max_positions);
   const auto lat_test =
