@@ -7,31 +7,43 @@
 #      reconstruction PSNR of both image sets (autoencode-emoji.json, autoencode-openmoji.json);
 #   4. emoji-ablation: P2L with prompt tuning only and with projection only on the emoji set (the
 #      same measurements: seeds derive from the image and the task; P2L with both is run 2's), and
-#      emoji-ablation-neither: P2L with both off (its own run: added after the first finished).
+#      emoji-ablation-neither: P2L with both off (its own run: added after the first finished);
+#   5. emoji-equal-compute: P2L at 100 steps, which costs what the baselines cost at run 2's 200
+#      (P2L's step is two UNet and two decoder passes, forward and backward, LDPS's one of each);
+#      emoji-equal-compute-400: the four baselines at 400 steps, against run 2's P2L at 200;
+#   6. emoji-prompts: P2L started from each image's true caption (captions.json beside the images)
+#      and from the generic caption "emoji"; the null prompt is run 2's p2l column.
 # Each run is NP shard processes (`p2l eval --shard i/NP --resume`, THREADS threads each), merged
 # when all have finished. Interrupted, it resumes where it stopped when run again.
 #
-#   scripts/results.sh [emoji|openmoji|ablation|all]   (default all; environment: NP=2 THREADS=1 P2L)
+#   scripts/results.sh [emoji|openmoji|ablation|equal-compute|equal-compute-400|prompts|all]
+#       (default all, which is every run but equal-compute-400; environment: NP=2 THREADS=1 P2L,
+#       MODEL=models/emoji-64, RUN=runs/results: another model's runs go in another folder)
 #   scripts/results.sh save   copies the finished jobs' records of every run folder to
-#                             docs/results/partial/, to be committed: a run starts from them when
+#                             docs/results/partial/<RUN's name>/, to be committed: a run starts from them when
 #                             its folder is new, so a set too long for one sitting (a session,
 #                             a fresh clone) goes on where the last one stopped. Same NP needed.
 #
 # Cost on the 2-core development machine: about 90 s of one core per image × task for the five
 # methods at 200 steps (runs 2 and 3: about 6 core-hours each), 35 s for the ablation's two
-# columns and 11 s for its third (docs/results.md).
+# columns and 11 s for its third (docs/results.md); P2L at 100 steps about 10 s, the two prompt
+# variants 40 s, the four baselines at 400 steps about 110 s of one core per image × task.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
 np=${NP:-2}
 threads=${THREADS:-1}
 p2l=${P2L:-build/p2l}
-model=models/emoji-64
-run=runs/results
+model=${MODEL:-models/emoji-64}
+run=${RUN:-runs/results}
 # Box inpainting first: the task where the solvers' margin over the naive reconstruction is in
 # question (docs/solvers.md); the jobs run task by task, so a partial run has whole tasks.
 tasks=box-inpaint,sr,motion-blur,gauss-blur,random-inpaint
-carried=docs/results/partial
+carried=docs/results/partial/$(basename "$run")
+case $which in
+  emoji | openmoji | ablation | equal-compute | equal-compute-400 | prompts | all | save) ;;
+  *) echo "results.sh: unknown run '$which'" >&2; exit 2 ;;
+esac
 
 if [[ $which == save ]]; then
   for dir in "$run"/*/; do
@@ -87,4 +99,17 @@ if [[ $which == ablation || $which == all ]]; then
     --variant p2l-projection-only=p2l:prompt-tuning=0
   sharded_eval "$run/emoji-ablation-neither" --images "$run/images/emoji" --methods none \
     --variant p2l-neither=p2l:projection=0,prompt-tuning=0
+fi
+if [[ $which == equal-compute || $which == all ]]; then
+  sharded_eval "$run/emoji-equal-compute" --images "$run/images/emoji" --methods none \
+    --variant p2l-100=p2l:steps=100
+fi
+if [[ $which == equal-compute-400 ]]; then
+  sharded_eval "$run/emoji-equal-compute-400" --images "$run/images/emoji" --methods none \
+    --variant ldps-400=ldps:steps=400 --variant gml-dps-400=gml-dps:steps=400 \
+    --variant psld-400=psld:steps=400 --variant resample-400=resample:steps=400
+fi
+if [[ $which == prompts || $which == all ]]; then
+  sharded_eval "$run/emoji-prompts" --images "$run/images/emoji" --methods none \
+    --variant p2l-caption=p2l:prompt=@caption --variant p2l-emoji=p2l:prompt=emoji
 fi

@@ -25,6 +25,10 @@ many images it has the higher PSNR, and the median and mean of its PSNR minus th
 (repeatable) prints the same three numbers for label A minus label B, a column per pair and a
 row per task (an ablation's effect of one component with the other held fixed).
 
+--interval adds 95 % intervals: the glance table's cells become mean ± half-width (Student's t
+over the images), and --pair's cells the wins and the paired mean difference ± its half-width,
+so a difference whose interval holds 0 reads as one the images cannot tell apart.
+
 --ceiling AUTOENCODE.json (from `p2l autoencode --json`) compares each column with the
 autoencoder's own reconstruction PSNR of the same images, per task: on how many images the
 method stays below it, the mean of both, and their correlation over the images.
@@ -34,6 +38,7 @@ count, and a job recorded twice (a resumed shard) counts once.
 """
 import argparse
 import json
+import math
 import statistics
 
 
@@ -62,6 +67,32 @@ def signed(x, digits=2):
     return f"{x:+.{digits}f}".replace("-", "−")
 
 
+def t_quantile_975(dof):
+    """Student's t 0.975 quantile for `dof` degrees of freedom: the density integrated by
+    Simpson's rule, the quantile found by bisection (no SciPy on the development machine)."""
+    log_norm = (math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2) - 0.5 * math.log(dof * math.pi))
+
+    def density(x):
+        return math.exp(log_norm - (dof + 1) / 2 * math.log1p(x * x / dof))
+
+    def cdf_above_zero(t, n=2000):
+        h = t / n
+        inner = sum((4 if k % 2 else 2) * density(k * h) for k in range(1, n))
+        return (density(0) + inner + density(t)) * h / 3
+
+    lo, hi = 0.0, 100.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf_above_zero(mid) < 0.475 else (lo, mid)
+    return (lo + hi) / 2
+
+
+def half_width(values):
+    """Half-width of the 95 % interval of the mean of `values` (Student's t)."""
+    n = len(values)
+    return t_quantile_975(n - 1) * statistics.stdev(values) / math.sqrt(n) if n > 1 else math.inf
+
+
 def task_table(records, task):
     labels = ordered(r["label"] for r in records if r["task"] == task)
     lines = [
@@ -79,8 +110,9 @@ def task_table(records, task):
     return "\n".join(lines)
 
 
-def paired(records, task, a, b):
-    """Image by image, label a's PSNR minus label b's: images where a is higher, median, mean."""
+def paired(records, task, a, b, interval=False):
+    """Image by image, label a's PSNR minus label b's: images where a is higher, median, mean
+    (with its 95 % interval when asked)."""
     def psnr_by_image(name):
         return {r["image"]: r["psnr"] for r in records if r["task"] == task and r["label"] == name}
 
@@ -88,8 +120,10 @@ def paired(records, task, a, b):
     diffs = [mine[i] - theirs[i] for i in mine if i in theirs]
     if not diffs:
         return None
-    return (f"{sum(d > 0 for d in diffs)} / {len(diffs)}", signed(statistics.median(diffs)),
-            signed(statistics.mean(diffs)))
+    wins = f"{sum(d > 0 for d in diffs)} / {len(diffs)}"
+    if interval:
+        return (wins, f"{signed(statistics.mean(diffs))} ± {half_width(diffs):.2f}")
+    return (wins, signed(statistics.median(diffs)), signed(statistics.mean(diffs)))
 
 
 def against_table(records, task, label):
@@ -102,11 +136,11 @@ def against_table(records, task, label):
     return "\n".join(lines)
 
 
-def pairs_table(records, pairs):
+def pairs_table(records, pairs, interval=False):
     lines = ["| task | " + " | ".join(f"{a} − {b}" for a, b in pairs) + " |",
              "|---|" + "---|" * len(pairs)]
     for task in ordered(r["task"] for r in records):
-        cells = [paired(records, task, a, b) for a, b in pairs]
+        cells = [paired(records, task, a, b, interval) for a, b in pairs]
         lines.append(f"| {task} | " + " | ".join(", ".join(c) if c else "" for c in cells) + " |")
     return "\n".join(lines)
 
@@ -125,26 +159,37 @@ def ceiling_table(records, task, ceiling):
     return "\n".join(lines)
 
 
-def mean(records, task, label, key):
-    """Mean of `key` over label's records of task; label None: over the task's images, each once
-    (the naive reconstruction's values, which every record of an image carries)."""
+def values_of(records, task, label, key):
+    """`key` of label's records of task; label None: of the task's images, each once (the naive
+    reconstruction's values, which every record of an image carries)."""
     values = {(r["label"], r["image"]) if label else r["image"]: r[key] for r in records
               if r["task"] == task and (label is None or r["label"] == label)}
-    return statistics.mean(values.values()) if values else None
+    return list(values.values())
 
 
-def glance_table(records, labels, metric="psnr", versus=None):
+def mean(records, task, label, key):
+    values = values_of(records, task, label, key)
+    return statistics.mean(values) if values else None
+
+
+def glance_table(records, labels, metric="psnr", versus=None, interval=False):
     """Mean `metric` per task (rows) and label (columns), the best of a row in bold; with `versus`
-    (another run's records) each cell also shows its difference from that run's mean."""
+    (another run's records) each cell also shows its difference from that run's mean, with
+    `interval` the 95 % interval's half-width."""
     digits = 2 if metric == "psnr" else 3
 
-    def cell(value, other, best=None):
+    def cell(value, other, best=None, spread=None):
         text = f"{value:.{digits}f}"
         if value == best:
             text = f"**{text}**"
+        if spread is not None:
+            text += f" ± {spread:.{digits}f}"
         if other is not None:
             text += f" ({signed(value - other, digits)})"
         return text
+
+    def spread(task, label, key):
+        return half_width(values_of(records, task, label, key)) if interval else None
 
     def other(task, label, key):
         return mean(versus, task, label, key) if versus is not None else None
@@ -154,10 +199,12 @@ def glance_table(records, labels, metric="psnr", versus=None):
     for task in ordered(r["task"] for r in records):
         values = [mean(records, task, label, metric) for label in labels]
         best = max(v for v in values if v is not None)
-        cells = ["" if v is None else cell(v, other(task, label, metric), best)
+        cells = ["" if v is None else
+                 cell(v, other(task, label, metric), best, spread(task, label, metric))
                  for label, v in zip(labels, values)]
         # The naive reconstruction has no records of its own: every record carries it.
-        naive = cell(mean(records, task, None, naive_key), other(task, None, naive_key))
+        naive = cell(mean(records, task, None, naive_key), other(task, None, naive_key), None,
+                     spread(task, None, naive_key))
         lines.append(f"| {task} | {naive} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -173,6 +220,8 @@ def main():
     parser.add_argument("--pair", action="append", metavar="A:B", help="A minus B, per image")
     parser.add_argument("--ceiling", metavar="JSON", help="`p2l autoencode --json` of the images")
     parser.add_argument("--versus", help="another run's results.jsonl: cells show the difference")
+    parser.add_argument("--interval", action="store_true",
+                        help="95 %% intervals of the means (--glance) and of the differences (--pair)")
     args = parser.parse_args()
     records = load(args.records)
 
@@ -194,11 +243,11 @@ def main():
             parser.error("--pair takes two labels as A:B")
         pairs = [tuple(p.split(":", 1)) for p in args.pair]
         require([x for p in pairs for x in p], "--pair: ")
-        print(pairs_table(records, pairs))
+        print(pairs_table(records, pairs, args.interval))
         return
     if args.glance or args.versus:
         versus = load([args.versus]) if args.versus else None
-        print(glance_table(records, labels, args.metric, versus))
+        print(glance_table(records, labels, args.metric, versus, args.interval))
         return
     if args.ceiling:
         with open(args.ceiling) as f:
