@@ -243,27 +243,29 @@ EmojiSet load_emoji_split(const std::vector<EmojiItem>& items, const std::set<st
   return set;
 }
 
+namespace {
+// The set's items and image rows at `rows`, in that order.
+EmojiSet subset(const EmojiSet& set, const std::vector<int64_t>& rows) {
+  EmojiSet out;
+  for (int64_t r : rows) out.items.push_back(set.items[static_cast<size_t>(r)]);
+  out.images = set.images.index_select(0, torch::tensor(rows, torch::kLong));
+  return out;
+}
+}  // namespace
+
 EmojiSet EmojiSet::spread_subset(int64_t count) const {
   const int64_t n = images.size(0);
   if (count >= n) return *this;
-  EmojiSet out;
   std::vector<int64_t> rows;
   for (int64_t k = 0; k < count; ++k) rows.push_back(k * n / count);
-  for (int64_t r : rows) out.items.push_back(items[static_cast<size_t>(r)]);
-  out.images = images.index_select(0, torch::tensor(rows, torch::kLong));
-  return out;
+  return subset(*this, rows);
 }
 
 EmojiSet EmojiSet::of_style(const std::string& style) const {
-  EmojiSet out;
   std::vector<int64_t> rows;
   for (size_t i = 0; i < items.size(); ++i)
-    if (items[i].style == style) {
-      rows.push_back(static_cast<int64_t>(i));
-      out.items.push_back(items[i]);
-    }
-  out.images = images.index_select(0, torch::tensor(rows, torch::kLong));
-  return out;
+    if (items[i].style == style) rows.push_back(static_cast<int64_t>(i));
+  return subset(*this, rows);
 }
 
 std::vector<std::string> spread_distinct_captions(const std::vector<EmojiItem>& items,
