@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Stacks PNG images of one width top to bottom into one PNG (the comparison grids of
-models/emoji-64/README.md: the shipped model's samples.png above a variant's).
+docs/emoji-models: one model's samples.png above another's).
 
   scripts/stack_png.py OUT.png TOP.png [MORE.png ...]
 

@@ -36,6 +36,10 @@ void add_train_command(CLI::App& app) {
                   "streamline (the last four rendered by scripts/fetch_emoji.sh)")
       ->delimiter(',')
       ->capture_default_str();
+  cmd->add_option("--measure-styles", a->measure_styles,
+                  "Emoji styles the report, the FD-emoji network and the test images use")
+      ->delimiter(',')
+      ->capture_default_str();
   cmd->add_option("--run", a->run, "Run folder: checkpoints and stage outputs");
   cmd->add_option("--out", a->out, "Exported model folder (diffusers layout)");
   cmd->add_option("--vae-steps", a->vae.steps, "VAE training steps")->check(CLI::PositiveNumber);

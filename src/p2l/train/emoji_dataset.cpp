@@ -261,13 +261,6 @@ EmojiSet EmojiSet::spread_subset(int64_t count) const {
   return subset(*this, rows);
 }
 
-EmojiSet EmojiSet::of_style(const std::string& style) const {
-  std::vector<int64_t> rows;
-  for (size_t i = 0; i < items.size(); ++i)
-    if (items[i].style == style) rows.push_back(static_cast<int64_t>(i));
-  return subset(*this, rows);
-}
-
 std::vector<std::string> spread_distinct_captions(const std::vector<EmojiItem>& items,
                                                   size_t count) {
   std::vector<std::string> captions;

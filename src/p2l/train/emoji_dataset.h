@@ -55,8 +55,6 @@ struct EmojiSet {
   // At most `count` items spread evenly over the set (the files are in emoji.json's category
   // order, so a prefix would hold only faces and people).
   EmojiSet spread_subset(int64_t count) const;
-  // The items (and their image rows) of one style, in order; empty when it has none.
-  EmojiSet of_style(const std::string& style) const;
 };
 
 // A caption without its emoji's name (the first field; names hold no commas): "medium skin

@@ -1,6 +1,7 @@
 #include "p2l/train/trainers.h"
 
 #include <filesystem>
+#include <numeric>
 
 #include "p2l/error.h"
 #include "p2l/log.h"
@@ -185,19 +186,27 @@ model::AutoencoderKL finetune_decoder(model::AutoencoderKL& vae, const EmojiSet&
   return ema;
 }
 
-double reconstruction_psnr(model::AutoencoderKL& vae, const EmojiSet& data, int64_t batch) {
+std::vector<double> reconstruction_psnrs(model::AutoencoderKL& vae, const EmojiSet& data,
+                                         int64_t batch) {
   torch::NoGradGuard no_grad;
   vae->eval();
   const int64_t n = data.images.size(0);
-  double total = 0;
+  std::vector<double> psnrs;
+  psnrs.reserve(n);
   for (int64_t start = 0; start < n; start += batch) {
     auto index = torch::arange(start, std::min(n, start + batch), torch::kLong);
     auto x = data.batch(index);
     auto rec = vae->decode(vae->encode(x).mean).clamp(-1, 1);
     auto mse = ((rec - x) / 2).pow(2).mean({1, 2, 3});
-    total += (-10 * torch::log10(mse.clamp_min(1e-12))).sum().item<double>();
+    auto psnr = (-10 * torch::log10(mse.clamp_min(1e-12))).to(torch::kDouble).contiguous();
+    psnrs.insert(psnrs.end(), psnr.data_ptr<double>(), psnr.data_ptr<double>() + psnr.numel());
   }
-  return total / n;
+  return psnrs;
+}
+
+double reconstruction_psnr(model::AutoencoderKL& vae, const EmojiSet& data, int64_t batch) {
+  const auto psnrs = reconstruction_psnrs(vae, data, batch);
+  return std::accumulate(psnrs.begin(), psnrs.end(), 0.0) / static_cast<double>(psnrs.size());
 }
 
 LatentSet encode_latents(model::AutoencoderKL& vae, const EmojiSet& data,

@@ -66,7 +66,10 @@ model::AutoencoderKL finetune_decoder(model::AutoencoderKL& vae, const EmojiSet&
                                       const StageOptions& options, const std::string& run_dir,
                                       const StepReport& report = {});
 
-// Mean PSNR (dB, images in [0, 1]) of decode(encode(x).mean) over a set.
+// PSNR (dB, images in [0, 1]) of decode(encode(x).mean) for each image of a set, in its order,
+// and their mean.
+std::vector<double> reconstruction_psnrs(model::AutoencoderKL& vae, const EmojiSet& data,
+                                         int64_t batch = 64);
 double reconstruction_psnr(model::AutoencoderKL& vae, const EmojiSet& data, int64_t batch = 64);
 
 struct DiffusionOptions : StageOptions {
