@@ -8,10 +8,7 @@ namespace {
 struct LdpsParameters {
   int64_t steps = kSmallSteps;
   double eta = 0;
-  // The small model: tied with 1.6 in the sweep; LDPS has nothing holding it near the encoder's
-  // range and collapsed at 1.6 on an earlier UNet, so it takes the point further from that edge
-  // (docs/solvers.md).
-  double rho = 1.0;
+  double rho = kSmallStep;
 
   static LdpsParameters small() { return {}; }
   static LdpsParameters sd512() {

@@ -33,8 +33,9 @@ Method resample_method();
 // needs a few hundred steps to reach the data on the small model.
 constexpr int64_t kSdSteps = 999;
 constexpr int64_t kSmallSteps = 200;
-// The small model's step size for P2L, GML-DPS and PSLD (docs/solvers.md, step sizes).
-constexpr double kSmallStep = 1.6;
+// The small model's step size (ρ; PSLD's ω) for every method: on the six-style prior each
+// method's best point of the sweep (docs/solvers.md, step sizes).
+constexpr double kSmallStep = 1.0;
 
 // A parameter struct's fields: --steps and --eta, which every method has, then its own.
 template <class P>

@@ -60,9 +60,7 @@ torch::Tensor minimise_residual(Networks& nets, const torch::Tensor& start, cons
 struct ResampleParameters {
   int64_t steps = kSmallSteps;
   double eta = 0;
-  // ReSample's hard data consistency does the heavy lifting: its best step size on the small
-  // model is below the others' (docs/solvers.md).
-  double rho = 0.6;
+  double rho = kSmallStep;
   int64_t dc_every = 10;
   double dc_skip = 1.0 / 3;
   double dc_latent_from = 2.0 / 3;
