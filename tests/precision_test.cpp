@@ -57,7 +57,6 @@ TEST(Precision, Bf16NetworksBehindAFloat32InterfaceTrackFloat32) {
   EXPECT_EQ(full.dtype(), torch::kFloat);
   torch::manual_seed(0);
   const auto z = torch::randn({1, 4, 16, 16});
-  const auto t = torch::full({1}, 500, torch::kLong);
   torch::Tensor text32, text16;
   {
     torch::NoGradGuard no_grad;
@@ -76,12 +75,18 @@ TEST(Precision, Bf16NetworksBehindAFloat32InterfaceTrackFloat32) {
     EXPECT_EQ(image.scalar_type(), torch::kFloat);
     return torch::autograd::grad({image.pow(2).sum()}, {zz})[0];
   };
-  torch::Tensor eps32, eps16;
-  const auto g32 = grad(full, z, t, text32, eps32);
-  const auto g16 = grad(half, z, t, text32, eps16);
-  EXPECT_EQ(g16.scalar_type(), torch::kFloat);
-  EXPECT_LT(relative_difference(eps16, eps32), 3e-2);
-  EXPECT_LT(relative_difference(g16, g32), 5e-2);
+  // Bounds from the measured spread of bf16 rounding (6 noise seeds × t = 100, 500, 900 on the
+  // six-style model): ε 0.6–1.6 %, the gradient through both networks' backward passes 2.4–7.3 %
+  // (the first, smaller model: 2.4–5.8 %). A dtype or casting bug gives O(1).
+  for (const int64_t step : {100, 500, 900}) {
+    const auto t = torch::full({1}, step, torch::kLong);
+    torch::Tensor eps32, eps16;
+    const auto g32 = grad(full, z, t, text32, eps32);
+    const auto g16 = grad(half, z, t, text32, eps16);
+    EXPECT_EQ(g16.scalar_type(), torch::kFloat);
+    EXPECT_LT(relative_difference(eps16, eps32), 3e-2) << "t = " << step;
+    EXPECT_LT(relative_difference(g16, g32), 0.1) << "t = " << step;
+  }
   const auto x = io::load_image((kModel / "test_images" / "00_google.png").string());
   torch::NoGradGuard no_grad;
   EXPECT_LT(relative_difference(half.encode(x), full.encode(x)), 3e-2);
