@@ -27,8 +27,9 @@
 #                TEST_S, TEST_FILTER, SD_WARMUP, SD_STEPS, SD_1000_PRECISION, SD_1000_S
 #
 # DEPS_TAR: a .tar.xz of a usr/ prefix holding the build's other dependencies (nlohmann-json,
-# yaml-cpp, CLI11, ICU, GoogleTest, libpng, libjpeg-turbo) for a machine where they cannot be installed; made on
-# Debian 12 by unpacking their .deb files (`apt-get download` + `dpkg -x`; docs/bench.md).
+# yaml-cpp, CLI11, ICU, GoogleTest, libpng, libjpeg-turbo, libzip with zlib's headers, and
+# pkgconf) for a machine where they cannot be installed; made on Debian 12 by unpacking their
+# .deb files (`apt-get download` + `dpkg -x`; docs/bench.md).
 # GOLDENS_TAR: a goldens folder as a .tar.xz (unpacked to /tmp/p2l-goldens); by default the
 # tests read the repository's copy (tests/goldens).
 set -uo pipefail
@@ -41,7 +42,17 @@ prefix=
 if [[ -n ${DEPS_TAR:-} ]]; then
   [[ -d /tmp/p2l-deps/usr ]] || { mkdir -p /tmp/p2l-deps && tar -xJf "$DEPS_TAR" -C /tmp/p2l-deps; } || exit 1
   prefix=/tmp/p2l-deps/usr
-  export LD_LIBRARY_PATH=$prefix/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  libdir=$prefix/lib/x86_64-linux-gnu
+  export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  # The unpacked .pc files name /usr: point them at the prefix (libzip is found by pkg-config,
+  # which the prefix brings as pkgconf in case the machine has none).
+  sed -i "s#^prefix=/usr\$#prefix=$prefix#" "$libdir"/pkgconfig/*.pc "$prefix"/share/pkgconfig/*.pc 2>/dev/null
+  export PATH=$prefix/bin:$PATH PKG_CONFIG_PATH=$libdir/pkgconfig:$prefix/share/pkgconfig
+  # zlib1g-dev's libz.so links to Debian's absolute path: use the machine's own zlib.
+  if [[ ! -e $libdir/libz.so ]]; then
+    system_zlib=$(ls /lib/x86_64-linux-gnu/libz.so.1 /usr/lib/x86_64-linux-gnu/libz.so.1 2>/dev/null | head -1)
+    [[ -n $system_zlib ]] && ln -sf "$system_zlib" "$libdir/libz.so"
+  fi
 fi
 goldens=${GOLDENS:-${P2L_GOLDENS:-}}
 if [[ -n ${GOLDENS_TAR:-} ]]; then
