@@ -24,10 +24,12 @@
 #                             its folder is new, so a set too long for one sitting (a session,
 #                             a fresh clone) goes on where the last one stopped. Same NP needed.
 #
-# Cost on the 2-core development machine: about 90 s of one core per image × task for the five
-# methods at 200 steps (runs 2 and 3: about 6 core-hours each), 35 s for the ablation's two
-# columns and 11 s for its third (docs/results.md); P2L at 100 steps about 10 s, the two prompt
-# variants 40 s, the four baselines at 400 steps about 110 s of one core per image × task.
+# Cost on the 2-core development machine, six-style prior (2026-12-05, median seconds of one
+# core per image × task, two shards): P2L 28, LDPS 14, GML-DPS 17, PSLD 17, ReSample 26 — about
+# 100 s for the five methods, 7 core-hours per five-task run (runs 2 and 3). The other runs
+# follow from these: the ablation about 42 s for its two columns and 14 s for its third, P2L at
+# 100 steps about 14 s, the two prompt variants 56 s, the four baselines at 400 steps about
+# 150 s. In all about 30 core-hours (the first prior's smaller UNet: about three quarters).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
