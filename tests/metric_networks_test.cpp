@@ -13,6 +13,7 @@
 #include "cli_runner.h"
 #include "error_of.h"
 #include "p2l/error.h"
+#include "p2l/eval/score.h"
 #include "p2l/io/image.h"
 #include "p2l/io/safetensors.h"
 #include "p2l/metrics/feature_distances.h"
@@ -470,6 +471,39 @@ TEST_F(ScoreCli, ScoresPairsAndSets) {
   // Both sets whole in every subset: KID is exact.
   EXPECT_NEAR(report["kid_mean"].get<double>(), metrics::polynomial_mmd2(fa, fb),
               1e-3 * std::abs(metrics::polynomial_mmd2(fa, fb)) + 1e-9);
+}
+
+// The library call behind the command: files and folders mix, images pair with references by
+// file name, an image without one is counted and left out of the means.
+TEST_F(ScoreCli, ScoreImagesPairsByNameAcrossFilesAndFolders) {
+  io::save_png(path("c.png"), torch::zeros({1, 3, 40, 40}));
+  eval::ScoreOptions options;
+  options.reference = {path("ref")};
+  options.images = {path("out/a.png"), path("c.png")};
+  const auto report = eval::score_images(options);
+  EXPECT_EQ(report["pairs"], 1);
+  EXPECT_EQ(report["image_count"], 2);
+  EXPECT_EQ(report["reference_count"], 2);
+  EXPECT_EQ(report["unmatched"], nlohmann::json::array({"c"}));
+  ASSERT_EQ(report["per_pair"].size(), 1u);
+  EXPECT_EQ(report["per_pair"][0]["name"], "a");
+  const auto x = io::load_image(path("out/a.png")), ref = io::load_image(path("ref/a.png"));
+  EXPECT_DOUBLE_EQ(report["psnr"].get<double>(), metrics::psnr(x, ref));
+  EXPECT_DOUBLE_EQ(report["ssim"].get<double>(), metrics::ssim(x, ref));
+  EXPECT_FALSE(report.contains("lpips"));
+  EXPECT_FALSE(report.contains("fid"));
+
+  // Two images of one name in a set: which reference would pair is ambiguous.
+  fs::create_directories(dir_ / "again");
+  io::save_png(path("again/a.png"), torch::zeros({1, 3, 40, 40}));
+  options.images = {path("out"), path("again")};
+  EXPECT_NE(error_of([&] { eval::score_images(options); }).find("two images named 'a'"),
+            std::string::npos);
+  // Set metrics need two images a side.
+  options.images = {path("out/a.png")};
+  options.fd_emoji = "models/emoji-64/fd_emoji";
+  EXPECT_NE(error_of([&] { eval::score_images(options); }).find("at least 2 images"),
+            std::string::npos);
 }
 
 TEST_F(ScoreCli, BadInputIsOneLine) {
