@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "p2l/error.h"
 #include "p2l/io/image.h"
 #include "p2l/operators/measurement.h"
 #include "p2l/operators/presets.h"
@@ -94,6 +95,36 @@ TEST(BatchedSolve, EachSampleIsItsOwnUnbatchedRun) {
       EXPECT_GT(relative_gap(batch.latent[0], batch.latent[1]), 1e-2);
     }
   }
+}
+
+// Samples that start from different prompts (P2L from each image's caption in a batched
+// evaluation): each is its own run with its prompt, for every method.
+TEST(BatchedSolve, EachSampleStartsFromItsOwnPrompt) {
+  const auto m = measure("sr");
+  const std::vector<uint64_t> seeds = {5, 8};
+  const std::vector<std::string> prompts = {"squared sos, alphanum, google style", ""};
+  for (const auto& method : solvers::method_names()) {
+    SCOPED_TRACE(method);
+    auto solver = solvers::make_solver(method, solvers::Scale::kSmall);
+    solver->parameters().set("steps", 4);
+    auto batched = problem(m, seeds);
+    batched.prompts = prompts;
+    const auto batch = solver->solve(batched);
+    for (size_t i = 0; i < seeds.size(); ++i) {
+      SCOPED_TRACE("prompt '" + prompts[i] + "'");
+      auto single = problem(m, {seeds[i]});
+      single.prompt = prompts[i];
+      const auto alone = solver->solve(single);
+      EXPECT_LT(relative_gap(batch.sample(static_cast<int64_t>(i)).latent, alone.latent), 1e-4);
+    }
+    // The prompt matters: the same seed from the other prompt is another sample.
+    auto swapped = problem(m, {seeds[0]});
+    swapped.prompt = prompts[1];
+    EXPECT_GT(relative_gap(solver->solve(swapped).latent, batch.sample(0).latent), 1e-3);
+  }
+  auto wrong = problem(m, seeds);
+  wrong.prompts = {"one"};
+  EXPECT_THROW(solvers::make_solver("ldps", solvers::Scale::kSmall)->solve(wrong), Error);
 }
 
 TEST(BatchedSolve, RestoreWithSamplesReportsEachSampleTheMeanAndTheSpread) {

@@ -387,16 +387,18 @@ TEST_F(EvalCli, DivergedJobIsRecordedAndTheRunGoesOn) {
 }
 
 // --batch 3 solves the jobs of a task and method together: three images whose motion-blur
-// kernels differ (one operator per sample) and whose SR operator is shared; each record is the
-// one its own solve writes, up to float reduction order, with the batch noted. A batch in which a
-// sample diverges is run again job by job: the finished ones are kept, the diverged one recorded.
+// kernels differ (one operator per sample) and whose SR operator is shared, and P2L started from
+// each image's own caption (one prompt per sample); each record is the one its own solve writes,
+// up to float reduction order, with the batch noted. A batch in which a sample diverges is run
+// again job by job: the finished ones are kept, the diverged one recorded.
 TEST_F(EvalCli, BatchedJobsGiveTheRecordsOfTheirOwnSolves) {
   const auto images = kModel / "test_images";
   const auto plan = "-m " + kModel.string() + " --images " + (images / "00_google.png").string() +
                     " " + (images / "01_twitter.png").string() + " " +
                     (images / "02_google.png").string() +
                     " --tasks motion-blur,sr --methods ldps --variant "
-                    "tuned=p2l:projection-every=2 --steps 4 --seed 7";
+                    "tuned=p2l:projection-every=2 --variant captioned=p2l:prompt=@caption "
+                    "--steps 4 --seed 7";
   const auto single = path("single"), batched = path("batched");
   auto r = p2l("eval " + plan + " -o " + single.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -404,8 +406,8 @@ TEST_F(EvalCli, BatchedJobsGiveTheRecordsOfTheirOwnSolves) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto a = by_key(read_lines(single / "results.jsonl"));
   const auto b = by_key(read_lines(batched / "results.jsonl"));
-  ASSERT_EQ(a.size(), 12u);
-  ASSERT_EQ(b.size(), 12u);
+  ASSERT_EQ(a.size(), 18u);
+  ASSERT_EQ(b.size(), 18u);
   for (const auto& [key, record] : a) {
     ASSERT_TRUE(b.count(key)) << key;
     const auto& other = b.at(key);
@@ -418,7 +420,15 @@ TEST_F(EvalCli, BatchedJobsGiveTheRecordsOfTheirOwnSolves) {
         << key;
     EXPECT_EQ(other["naive_psnr"], record["naive_psnr"]) << key;  // the same measurement
     EXPECT_EQ(other["network_evaluations"], record["network_evaluations"]) << key;
+    EXPECT_EQ(other.value("prompt", ""), record.value("prompt", "")) << key;
   }
+  const auto captions = json::parse(slurp(images / "captions.json"));
+  for (const char* image : {"00_google.png", "01_twitter.png"}) {
+    const auto& record = b.at(std::string(image) + "|sr|captioned");
+    EXPECT_EQ(record["prompt"], captions[image]) << image;
+    EXPECT_EQ(record["batch"], 3) << image;
+  }
+  EXPECT_NE(captions["00_google.png"], captions["01_twitter.png"]);
   // ρ = 1e30 diverges on every image: the batch falls back to single solves, all recorded.
   const auto wild = path("wild");
   r = p2l("eval -m " + kModel.string() + " --images " + (images / "00_google.png").string() +

@@ -69,7 +69,7 @@ TEST(Solvers, DataFidelityGradientMatchesFiniteDifferences) {
   auto problem = problem_for(sd, m);
   solvers::NetworkCounts counts;
   solvers::Networks nets(problem, counts);
-  const auto text = nets.text_embedding("");
+  const auto text = nets.text_embedding();
   const int64_t t = 501;
   const float a_t = sd.schedule->alpha_bar(t);
   torch::manual_seed(0);

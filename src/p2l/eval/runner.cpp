@@ -16,9 +16,9 @@
 #include "p2l/model/checkpoint.h"
 #include "p2l/model/precision.h"
 #include "p2l/operators/naive.h"
-#include "p2l/progress.h"
 #include "p2l/pipelines/fit.h"
 #include "p2l/pipelines/restoration.h"
+#include "p2l/progress.h"
 
 namespace p2l::eval {
 
@@ -146,13 +146,15 @@ std::vector<nlohmann::json> run_jobs(model::StableDiffusion& model, const Plan& 
   if (prepared.size() > 1) {
     std::vector<operators::Measurement> measurements;
     std::vector<uint64_t> seeds;
+    std::vector<std::string> prompts;
     for (const auto& p : prepared) {
       measurements.push_back(p.measurement);
       seeds.push_back(p.request.seed);
+      prompts.push_back(p.request.prompt);
     }
     try {
       const auto outcomes =
-          pipelines::restore_batch(model, measurements, prepared.front().request, seeds);
+          pipelines::restore_batch(model, measurements, prepared.front().request, seeds, prompts);
       for (size_t i = 0; i < prepared.size(); ++i)
         records.push_back(finished_record(prepared[i], outcomes[i], dir, metrics));
       return records;
@@ -273,14 +275,13 @@ EvalRun run_evaluation(const EvalOptions& options) {
     auto model = model::load_stable_diffusion(plan.model, load);
     Progress progress("eval", run.jobs, options.show_progress);
     for (size_t first = 0; first < todo.size();) {
-      // The next jobs of the same task and method, up to --batch of them.
+      // The next jobs of the same task and method, up to --batch of them (each with its own
+      // prompt where the method starts from the image's caption).
       std::vector<const Job*> batch = {&todo[first]};
       while (static_cast<int64_t>(batch.size()) < options.batch &&
              first + batch.size() < todo.size() &&
              *todo[first + batch.size()].task == *todo[first].task &&
-             todo[first + batch.size()].method == todo[first].method &&
-             prompt_for(*todo[first].method, *todo[first + batch.size()].image) ==
-                 prompt_for(*todo[first].method, *todo[first].image))
+             todo[first + batch.size()].method == todo[first].method)
         batch.push_back(&todo[first + batch.size()]);
       first += batch.size();
       std::vector<nlohmann::json> records;
@@ -300,8 +301,7 @@ EvalRun run_evaluation(const EvalOptions& options) {
         char text[160];
         if (misfit(record))
           std::snprintf(text, sizeof text, "%s PSNR %.2f dB, did not fit its measurement (%.1f×)",
-                        job.key().c_str(), record.value("psnr", 0.0),
-                        *fit_ratio(record));
+                        job.key().c_str(), record.value("psnr", 0.0), *fit_ratio(record));
         else if (record["status"] == "ok")
           std::snprintf(text, sizeof text, "%s PSNR %.2f dB", job.key().c_str(),
                         record.value("psnr", 0.0));

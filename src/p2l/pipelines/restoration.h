@@ -103,12 +103,14 @@ RestoreOutcome restore(model::StableDiffusion& model, const operators::Measureme
 // Several measurements of one task (each with its own operator), one sample each with seeds[i],
 // in one batched solve (`p2l eval --batch`). Each outcome and report is what restore() gives
 // that measurement alone (up to the order of float reductions), without the clean-image metrics;
-// its "seconds" is the batch's time shared out and "batch" says how many shared it. Throws
-// DivergenceError when any sample diverges: rerun them one by one to see which.
+// its "seconds" is the batch's time shared out and "batch" says how many shared it. `prompts`,
+// when given, holds each measurement's initial text condition in place of request.prompt.
+// Throws DivergenceError when any sample diverges: rerun them one by one to see which.
 std::vector<RestoreOutcome> restore_batch(model::StableDiffusion& model,
                                           const std::vector<operators::Measurement>& measurements,
                                           const RestoreRequest& request,
-                                          const std::vector<uint64_t>& seeds);
+                                          const std::vector<uint64_t>& seeds,
+                                          const std::vector<std::string>& prompts = {});
 
 // `p2l restore`'s files: the measurement (from `p2l degrade`), the restored image OUT.png, the
 // report (default OUT.json), the clean image (default: the measurement's source image), and

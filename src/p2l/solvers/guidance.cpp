@@ -2,6 +2,7 @@
 
 #include <torch/cuda.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "p2l/diffusion/schedule.h"
@@ -25,10 +26,17 @@ Networks::Timer::~Timer() {
 Networks::Networks(const Problem& problem, NetworkCounts& counts)
     : problem_(problem), model_(*problem.model), counts_(counts) {}
 
-torch::Tensor Networks::text_embedding(const std::string& prompt) {
+torch::Tensor Networks::text_embedding() {
   auto timer = time(Activity::kTextEncoder);
   torch::NoGradGuard no_grad;
-  return model_.encode_prompts({prompt});
+  const auto& prompts = problem_.prompts;
+  const bool one = std::all_of(prompts.begin(), prompts.end(),
+                               [&](const std::string& p) { return p == problem_.prompt_of(0); });
+  if (one) return model_.encode_prompts({problem_.prompt_of(0)});
+  // Each prompt encoded alone, as its unbatched solve encodes it.
+  std::vector<torch::Tensor> rows;
+  for (const auto& prompt : prompts) rows.push_back(model_.encode_prompts({prompt}));
+  return torch::cat(rows);
 }
 
 torch::Tensor Networks::eps(const torch::Tensor& z_t, int64_t t, const torch::Tensor& text) {

@@ -23,7 +23,9 @@ class Networks {
  public:
   Networks(const Problem& problem, NetworkCounts& counts);
 
-  torch::Tensor text_embedding(const std::string& prompt);  // [1, 77, D], no gradient
+  // The problem's initial text condition, no gradient: [1, 77, D] when every sample starts from
+  // the same prompt, else one row per sample.
+  torch::Tensor text_embedding();
   torch::Tensor eps(const torch::Tensor& z_t, int64_t t, const torch::Tensor& text);
   torch::Tensor decode(const torch::Tensor& z);  // D(z) = decoder(z / s)
   torch::Tensor encode(const torch::Tensor& x);  // E(x) = s · posterior mean

@@ -76,7 +76,8 @@ class P2l : public Solver {
     const int64_t samples = nets.problem().samples();
     auto state = std::make_shared<PromptState>();
     state->text = prompt.detach();
-    if (tune && samples > 1) state->text = state->text.repeat({samples, 1, 1});
+    if (tune && samples > 1 && prompt.size(0) == 1)
+      state->text = state->text.repeat({samples, 1, 1});
     state->text.requires_grad_(tune);
     state->optimizer = std::make_unique<torch::optim::Adam>(
         std::vector<torch::Tensor>{state->text}, torch::optim::AdamOptions(p.prompt_lr));

@@ -74,6 +74,10 @@ void check_problem(const Problem& problem) {
     throw Error("solver: the measurement y holds " + std::to_string(batch) +
                 " measurements for " + std::to_string(problem.samples()) + " samples");
   if (problem.samples() < 1) throw Error("solver: no samples to draw");
+  if (!problem.prompts.empty() &&
+      static_cast<int64_t>(problem.prompts.size()) != problem.samples())
+    throw Error("solver: " + std::to_string(problem.prompts.size()) + " prompts for " +
+                std::to_string(problem.samples()) + " samples");
   const std::vector<int64_t> image = {batch, config.vae.in_channels, problem.height,
                                       problem.width};
   const auto expected = problem.op->output_shape(image);
@@ -114,7 +118,7 @@ Solution Solver::solve(const Problem& problem, const StepObserver& observer) {
   const double eta = parameters_.get("eta");
   NetworkCounts counts;
   Networks nets(problem, counts);
-  const auto text = nets.text_embedding(problem.prompt);
+  const auto text = nets.text_embedding();
   Diagnostics diagnostics(problem.samples(), nlohmann::json::object());
   const auto step = start(nets, text, diagnostics);
 

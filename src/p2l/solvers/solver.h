@@ -58,6 +58,9 @@ struct Problem {
   uint64_t seed = 0;              // one sample (when `seeds` is empty)
   std::vector<uint64_t> seeds;    // one sample per seed
   std::string prompt;  // initial text condition ("" = the null prompt)
+  // One initial text condition per sample of `seeds` instead of `prompt` (empty: `prompt` for
+  // every sample); each sample computes what its unbatched solve with its own prompt computes.
+  std::vector<std::string> prompts;
   // When set, the solver adds its wall time per activity here; unset costs one branch a call.
   ActivityTimes* profile = nullptr;
 
@@ -65,6 +68,8 @@ struct Problem {
     return seeds.empty() ? std::vector<uint64_t>{seed} : seeds;
   }
   int64_t samples() const { return seeds.empty() ? 1 : static_cast<int64_t>(seeds.size()); }
+  // Sample i's initial text condition.
+  const std::string& prompt_of(int64_t i) const { return prompts.empty() ? prompt : prompts[i]; }
 };
 
 // The problem of restoring `measurement` with `model`: y on the model's device in its arithmetic
@@ -150,7 +155,8 @@ class Solver {
   Solution solve(const Problem& problem, const StepObserver& observer = {});
 
  protected:
-  // Sets up one run (after the shared set-up; `text` is the prompt's embedding, [1, 77, D]) and
+  // Sets up one run (after the shared set-up; `text` is the prompt's embedding, [1, 77, D], or
+  // [B, 77, D] when the samples start from different prompts) and
   // returns its step. The step may keep state across the run and record per-sample traces in
   // `diagnostics`, which become the solution's.
   virtual StepFunction start(Networks& nets, const torch::Tensor& text,
