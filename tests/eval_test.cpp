@@ -590,7 +590,7 @@ TEST_F(EvalCli, MethodsNoneKeepsOnlyTheVariants) {
 }
 
 // P2L started from a text: the null prompt, a generic one, or each image's own caption
-// (captions.json beside the images). A batch holds only jobs of one prompt.
+// (captions.json beside the images). In a batch each job starts from its own prompt.
 TEST_F(EvalCli, PromptVariantsStartFromTheCaptionOrAText) {
   const auto out = path("prompts");
   const auto images = kModel / "test_images";
@@ -617,8 +617,9 @@ TEST_F(EvalCli, PromptVariantsStartFromTheCaptionOrAText) {
     EXPECT_FALSE(null.contains("prompt"));
     EXPECT_EQ(caption["prompt"], captions.at(image)) << caption.dump();
     EXPECT_EQ(emoji["prompt"], "emoji");
-    // Two captions are two prompts, solved apart; "emoji" is one, solved as a batch of two.
-    EXPECT_FALSE(caption.contains("batch"));
+    // Two captions are two prompts in one batch (BatchedSolve.EachSampleStartsFromItsOwnPrompt
+    // checks each is its own solve); "emoji" is one prompt for a batch of two.
+    EXPECT_EQ(caption["batch"], 2);
     EXPECT_EQ(emoji["batch"], 2);
     // The text condition reaches the UNet: another start, another restoration.
     EXPECT_NE(caption["data_residual"], null["data_residual"]) << image;
