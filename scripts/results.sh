@@ -6,8 +6,11 @@
 #   3. openmoji: the cross-style run, all five tasks × all five methods, and the autoencoder's
 #      reconstruction PSNR of both image sets (autoencode-emoji.json, autoencode-openmoji.json);
 #   4. emoji-ablation: P2L with prompt tuning only and with projection only on the emoji set (the
-#      same measurements: seeds derive from the image and the task; P2L with both is run 2's), and
-#      emoji-ablation-neither: P2L with both off (its own run: added after the first finished);
+#      same measurements: seeds derive from the image and the task; P2L with both is run 2's);
+#      P2L with both off is LDPS with P2L's ρ, bit for bit (Solvers.P2lWithBothSwitchesOff-
+#      IsLdpsBitForBit), so it is run 2's ldps
+#      column while their ρ agree (both 1.0 since 2026-12-05); where they differ, the run
+#      ablation-neither makes emoji-ablation-neither, P2L with both off;
 #   5. emoji-equal-compute: P2L at 100 steps, which costs what the baselines cost at run 2's 200
 #      (P2L's step is two UNet and two decoder passes, forward and backward, LDPS's one of each);
 #      emoji-equal-compute-400: the four baselines at 400 steps, against run 2's P2L at 200;
@@ -16,12 +19,13 @@
 # Each run is NP shard processes (`p2l eval --shard i/NP --resume`, THREADS threads each), merged
 # when all have finished. Interrupted, it resumes where it stopped when run again.
 #
-#   scripts/results.sh [emoji|openmoji|ablation|equal-compute|equal-compute-400|prompts|all]
-#       (default all, which is every run but equal-compute-400; environment: NP=2 THREADS=1 P2L,
-#       MODEL=models/emoji-64, RUN=runs/results: another model's runs go in another folder,
-#       BATCH=1: `p2l eval --batch`, jobs of one task and method solved together — on this CPU
-#       batches of 8 give about 1.4× the jobs per hour; each record equals its unbatched solve
-#       up to float rounding)
+#   scripts/results.sh [emoji|openmoji|ablation|ablation-neither|equal-compute|equal-compute-400|
+#                       prompts|all]
+#       (default all, which is every run but ablation-neither and equal-compute-400;
+#       environment: NP=2 THREADS=1 P2L, MODEL=models/emoji-64, RUN=runs/results: another
+#       model's runs go in another folder, BATCH=1: `p2l eval --batch`, jobs of one task and
+#       method solved together — on this CPU batches of 8 give about 1.4× the jobs per hour;
+#       each record equals its unbatched solve up to float rounding)
 #   scripts/results.sh save   copies the finished jobs' records of every run folder to
 #                             docs/results/partial/<RUN's name>/, to be committed: a run starts from them when
 #                             its folder is new, so a set too long for one sitting (a session,
@@ -47,7 +51,7 @@ run=${RUN:-runs/results}
 tasks=box-inpaint,sr,motion-blur,gauss-blur,random-inpaint
 carried=docs/results/partial/$(basename "$run")
 case $which in
-  emoji | openmoji | ablation | equal-compute | equal-compute-400 | prompts | all | save) ;;
+  emoji | openmoji | ablation | ablation-neither | equal-compute | equal-compute-400 | prompts | all | save) ;;
   *) echo "results.sh: unknown run '$which'" >&2; exit 2 ;;
 esac
 
@@ -103,6 +107,8 @@ if [[ $which == ablation || $which == all ]]; then
   sharded_eval "$run/emoji-ablation" --images "$run/images/emoji" --methods none \
     --variant p2l-prompt-only=p2l:projection=0 \
     --variant p2l-projection-only=p2l:prompt-tuning=0
+fi
+if [[ $which == ablation-neither ]]; then
   sharded_eval "$run/emoji-ablation-neither" --images "$run/images/emoji" --methods none \
     --variant p2l-neither=p2l:projection=0,prompt-tuning=0
 fi
