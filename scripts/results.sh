@@ -7,10 +7,9 @@
 #      reconstruction PSNR of both image sets (autoencode-emoji.json, autoencode-openmoji.json);
 #   4. emoji-ablation: P2L with prompt tuning only and with projection only on the emoji set (the
 #      same measurements: seeds derive from the image and the task; P2L with both is run 2's);
-#      P2L with both off is LDPS with P2L's ρ, bit for bit (Solvers.P2lWithBothSwitchesOff-
-#      IsLdpsBitForBit), so it is run 2's ldps
-#      column while their ρ agree (both 1.0 since 2026-12-05); where they differ, the run
-#      ablation-neither makes emoji-ablation-neither, P2L with both off;
+#      P2L with both off is LDPS with P2L's ρ bit for bit (a test in tests/solvers_test.cpp),
+#      so it is run 2's ldps column while their ρ agree (both 1.0 since 2026-12-05); where they
+#      differ, the run ablation-neither makes emoji-ablation-neither, P2L with both off;
 #   5. emoji-equal-compute: P2L at 100 steps, which costs what the baselines cost at run 2's 200
 #      (P2L's step is two UNet and two decoder passes, forward and backward, LDPS's one of each);
 #      emoji-equal-compute-400: the four baselines at 400 steps, against run 2's P2L at 200;
