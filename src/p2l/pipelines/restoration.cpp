@@ -240,8 +240,6 @@ std::vector<RestoreOutcome> restore_batch(model::StableDiffusion& model,
   const auto n = static_cast<int64_t>(measurements.size());
   if (n == 0 || seeds.size() != measurements.size())
     throw Error("restore_batch: one seed per measurement needed");
-  if (!prompts.empty() && prompts.size() != measurements.size())
-    throw Error("restore_batch: one prompt per measurement needed");
   auto solver = solver_for(request, model, measurements.front());
   auto problem = problem_for(model, measurements.front(), request);
   std::vector<std::shared_ptr<const operators::Operator>> ops;
@@ -256,8 +254,7 @@ std::vector<RestoreOutcome> restore_batch(model::StableDiffusion& model,
   problem.y = torch::cat(ys, 0);
   problem.seeds = n > 1 ? seeds : std::vector<uint64_t>{};
   problem.seed = seeds.front();
-  if (n > 1) problem.prompts = prompts;
-  if (n == 1 && !prompts.empty()) problem.prompt = prompts.front();
+  problem.prompts = prompts;
   const auto start = std::chrono::steady_clock::now();
   const auto solution = solver->solve(problem);
   const double seconds = seconds_since(start) / static_cast<double>(n);
@@ -271,7 +268,7 @@ std::vector<RestoreOutcome> restore_batch(model::StableDiffusion& model,
     out.samples = out.image = out.solution.image.clamp(-1, 1);
     auto& r = out.report;
     r = run_report(model, m, *solver, request, seeds[i], solution.counts, seconds);
-    r.prompt = problem.prompt_of(n > 1 ? i : 0);
+    r.prompt = problem.prompt_of(i);
     r.batch = n;
     r.data_residual = (ys[i] - m.op->forward(out.image)).norm().item<double>();
     r.samples.push_back(sample_report(solution, i, seeds[i], r.data_residual));
