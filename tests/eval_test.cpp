@@ -253,6 +253,23 @@ TEST_F(EvalCli, ResumedRunGivesTheUninterruptedRunsResultsAndSummary) {
   ASSERT_EQ(p2l("eval --summarize " + resumed.string()).exit_code, 0);
   expect_same_summary(full, resumed);
 
+  // Carried to another machine as its records alone (scripts/results.sh's saved partial runs),
+  // with some images gone: the jobs whose images are missing run again (an output; a
+  // measurement, which its image × task's first method writes), and the run ends as the
+  // uninterrupted one.
+  const auto carried = path("carried");
+  fs::copy(resumed, carried, fs::copy_options::recursive);
+  for (const char* name : {"summary.json", "summary.csv", "summary.md"}) fs::remove(carried / name);
+  ASSERT_TRUE(fs::remove(carried / "images" / "sr" / "measurement" / "00_google.png"));
+  ASSERT_TRUE(fs::remove(carried / "images" / "gauss-blur" / "p2l-prompt-only" / "01_twitter.png"));
+  const auto rerun = eval("--resume -o " + carried.string());
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.err;
+  EXPECT_NE(rerun.out.find("ran 2 jobs"), std::string::npos) << rerun.out;
+  EXPECT_EQ(read_lines(carried / "results.jsonl").size(), size_t(kJobs));
+  expect_same_records(full / "results.jsonl", carried / "results.jsonl");
+  expect_same_summary(full, carried);
+  EXPECT_TRUE(fs::exists(carried / "images" / "sr" / "measurement" / "00_google.png"));
+
   // Merged shards equal the unsharded run record for record.
   const auto shards = path("shards");
   for (const char* shard : {"0/2", "1/2"}) {

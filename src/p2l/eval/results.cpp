@@ -64,6 +64,36 @@ void drop_partial_tail(const std::string& path, const ResultsFile& file) {
   if (file.partial_tail) fs::resize_file(path, file.complete_bytes);
 }
 
+size_t drop_records_without_images(const Plan& plan, const std::string& dir,
+                                   const std::string& path, ResultsFile& file) {
+  const auto jobs = plan.jobs();
+  auto present = [&dir](const nlohmann::json& record, const char* field) {
+    const auto it = record.find(field);
+    return it == record.end() || !it->is_string() ||
+           fs::exists(fs::path(dir) / it->get<std::string>());
+  };
+  auto images_present = [&](const nlohmann::json& record) {
+    const auto job = record.find("job");
+    const int64_t index = job != record.end() && job->is_number_integer() ? job->get<int64_t>() : -1;
+    const bool writes_measurement = index >= 0 && index < static_cast<int64_t>(jobs.size()) &&
+                                    jobs[index].method_index == 0;
+    return present(record, "output") &&
+           (!writes_measurement ||
+            (present(record, "measurement_image") && present(record, "naive_image")));
+  };
+  std::vector<nlohmann::json> kept;
+  for (auto& record : file.records)
+    if (images_present(record)) kept.push_back(std::move(record));
+  const size_t dropped = file.records.size() - kept.size();
+  file.records = std::move(kept);
+  if (dropped > 0) {
+    std::string text;
+    for (const auto& record : file.records) text += record.dump() + "\n";
+    io::write_text(path, text);
+  }
+  return dropped;
+}
+
 bool same_result(const nlohmann::json& a, const nlohmann::json& b) {
   // A record from before the fit check agrees with its copy that `--summarize` completed.
   const bool both_checked = a.contains("reference_residual") == b.contains("reference_residual");

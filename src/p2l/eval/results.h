@@ -40,6 +40,13 @@ ResultsFile read_results(const std::string& path);
 
 // Cuts a partial last line off the file, so that appended lines start on a line of their own.
 void drop_partial_tail(const std::string& path, const ResultsFile& file);
+// Drops the records whose images are not in `dir` — the output, and for the job that writes them
+// (an image × task's first method) the measurement and the naive reconstruction — and rewrites
+// the file without them (atomically); returns how many were dropped. A run carried to another
+// machine as its records alone (scripts/results.sh's saved partial runs) then runs those jobs
+// again on --resume: the summary and the montages read the images.
+size_t drop_records_without_images(const Plan& plan, const std::string& dir,
+                                   const std::string& path, ResultsFile& file);
 
 // The records of a plan's jobs by key. Records of keys outside the plan throw p2l::Error naming
 // `what`; a key recorded twice with different results (seconds and paths aside) throws too, and

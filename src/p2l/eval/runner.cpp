@@ -248,6 +248,7 @@ EvalRun run_evaluation(const EvalOptions& options) {
       throw Error(results_path + " holds results of another evaluation (" + difference +
                   " differ): run it with the same settings, or pick another folder (-o)");
     drop_partial_tail(results_path, file);
+    drop_records_without_images(plan, options.output, results_path, file);
   }
   io::write_json(plan_path, plan.to_json());
   const auto done = index_records(plan, file.records, results_path);
