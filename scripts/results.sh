@@ -25,10 +25,11 @@
 #       model's runs go in another folder, BATCH=1: `p2l eval --batch`, jobs of one task and
 #       method solved together — on this CPU batches of 8 give about 1.4× the jobs per hour;
 #       each record equals its unbatched solve up to float rounding)
-#   scripts/results.sh save   copies the finished jobs' records of every run folder to
-#                             docs/results/partial/<RUN's name>/, to be committed: a run starts from them when
-#                             its folder is new, so a set too long for one sitting (a session,
-#                             a fresh clone) goes on where the last one stopped. Same NP needed.
+#   scripts/results.sh save   copies the finished jobs' records and images of every run folder
+#                             to docs/results/partial/<RUN's name>/, to be committed: a run starts
+#                             from them when its folder is new, so a set too long for one sitting
+#                             (a session, a fresh clone) goes on where the last one stopped. Same
+#                             NP needed. (Jobs saved as records alone run again for their images.)
 #
 # Cost on the 2-core development machine, six-style prior (2026-12-05, median seconds of one
 # core per image × task, two shards): P2L 28, LDPS 14, GML-DPS 17, PSLD 17, ReSample 26 — about
@@ -60,6 +61,9 @@ if [[ $which == save ]]; then
     compgen -G "$dir/results.shard-*.jsonl" >/dev/null || continue
     mkdir -p "$carried/$name"
     cp "$dir"/results.shard-*.jsonl "$dir"/plan.shard-*.json "$carried/$name/"
+    # The images too (about 6 KB each): `p2l eval --resume` runs a recorded job again when its
+    # images are gone, since the summary (FD-emoji, montages) reads them.
+    [[ -d $dir/images ]] && cp -r "$dir/images" "$carried/$name/"
     echo "$carried/$name: $(cat "$dir"/results.shard-*.jsonl | wc -l) finished jobs"
   done
   exit 0
@@ -80,7 +84,7 @@ sharded_eval() {
   local saved=$carried/$(basename "$out")
   if [[ -d $saved ]] && ! compgen -G "$out/results.shard-*.jsonl" >/dev/null; then
     mkdir -p "$out"
-    cp "$saved"/* "$out/"
+    cp -r "$saved"/. "$out/"
     echo "$out: resuming from $(cat "$saved"/results.shard-*.jsonl | wc -l) jobs in $saved"
   fi
   for ((i = 0; i < np; ++i)); do
