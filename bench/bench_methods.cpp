@@ -32,6 +32,7 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,6 +74,7 @@ struct Options {
   bool sd_micro = false;
   bool cudnn_benchmark = false;  // cuDNN times its algorithms on first use of each shape
   std::vector<model::Precision> precisions = {model::Precision::kFloat32};
+  std::optional<model::Precision> vae_precision;  // unset: p2l's default (model/checkpoint.h)
   std::vector<int64_t> batches;
 };
 
@@ -82,6 +84,7 @@ Options parse(int argc, char** argv) {
                "(docs/bench.md)"};
   bool no_bundled = false, no_micro = false, no_profile = false;
   std::vector<std::string> precisions;
+  std::string vae_precision;
   const auto positive = CLI::PositiveNumber.description("");
   const auto non_negative = CLI::NonNegativeNumber.description("");
   app.add_option("--model", o.model_dir, "Model folder (its test_images/00_google.png is used)");
@@ -104,6 +107,8 @@ Options parse(int argc, char** argv) {
   app.add_flag("--channels-last", o.channels_last, "Channels-last weights (an experiment)");
   app.add_option("--precision", precisions, "fp32, bf16, fp16: a table each (default fp32)")
       ->delimiter(',');
+  app.add_option("--vae-precision", vae_precision,
+                 "The autoencoder's (default: fp32 beside bf16/fp16 networks, as p2l runs)");
   app.add_option("--batch", o.batches,
                  "Batched solves of B samples on the bundled model, samples per second, "
                  "instead of its per-activity tables")
@@ -129,6 +134,8 @@ Options parse(int argc, char** argv) {
     o.precisions.clear();
     for (const auto& p : precisions) o.precisions.push_back(model::parse_precision(p));
   }
+  if (!vae_precision.empty())
+    o.vae_precision = model::parse_precision(vae_precision, "--vae-precision");
   if (o.methods.empty()) o.methods = solvers::method_names();
   if (o.sd_methods.empty()) o.sd_methods = solvers::method_names();
   return o;
@@ -720,12 +727,17 @@ int main(int argc, char** argv) try {
 
   for (const auto precision : o.precisions) {
     model::check_precision_supported(precision, device, "--precision");
-    const auto type = model::scalar_type(precision);
-    const std::string in = ", networks in " + model::precision_name(precision);
+    model::LoadOptions load;
+    load.device = device;
+    load.dtype = model::scalar_type(precision);
+    if (o.vae_precision) {
+      model::check_precision_supported(*o.vae_precision, device, "--vae-precision");
+      load.vae_dtype = model::scalar_type(*o.vae_precision);
+    }
+    const std::string in =
+        ", networks in " + model::precision_name(precision) + ", autoencoder in " +
+        model::precision_name(model::precision_of(load.autoencoder_dtype()));
     if (o.bundled) {
-      model::LoadOptions load;
-      load.device = device;
-      load.dtype = type;
       auto sd = model::load_stable_diffusion(o.model_dir, load);
       if (o.channels_last) use_channels_last(sd);
       const int64_t size = sd.config.unet.sample_size * sd.config.vae.downsampling_factor();
@@ -750,7 +762,7 @@ int main(int argc, char** argv) try {
       auto sd = model::StableDiffusion::create(config);
       sd.tokenizer = std::make_shared<model::ClipTokenizer>(
           model::ClipTokenizer::from_directory(model::data_dir() + "/clip-tokenizer"));
-      sd.to(device, type);
+      sd.to(device, load.dtype, load.autoencoder_dtype());
       if (o.channels_last) use_channels_last(sd);
       Bench b{"SD v1 configuration, random weights, at " + std::to_string(size) + "², task " +
                   o.task + in,

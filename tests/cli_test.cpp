@@ -106,6 +106,9 @@ TEST(Cli, BadInputGivesOneLineErrorAndNonZeroExit) {
       {"frobnicate", "frobnicate"},
       {"--threads -2 info " + model, "--threads"},
       {"sample -m " + model + " --bogus-flag", "--bogus-flag"},
+      {"sample -m " + model + " --precision fp8", "--precision"},
+      {"sample -m " + model + " --vae-precision fp8", "--vae-precision"},
+      {"sample -m " + model + " --vae-precision fp16", "--vae-precision fp16"},  // CUDA only
   };
   for (const auto& [args, culprit] : cases) {
     auto r = run_cli(args);

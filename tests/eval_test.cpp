@@ -675,5 +675,32 @@ TEST(SweepPlan, ColumnsAreLabelledByTheirValues) {
   EXPECT_THROW(eval::sweep_plan(options), Error);  // not a hyperparameter of p2l
 }
 
+// The precisions are part of a plan: written when not float32, read back, compared on resume and
+// merge; a plan from before --vae-precision ran its autoencoder in the networks' precision.
+TEST(EvalPlan, PrecisionsRoundTripAndOlderPlansReadAsTheyRan) {
+  eval::SweepOptions options;
+  options.model = kModel.string();
+  options.method = "ldps";
+  options.grid = {"steps=2"};
+  const auto fp32 = eval::sweep_plan(options);
+  EXPECT_FALSE(fp32.to_json().contains("precision"));  // float32 plans read as before
+  auto bf16 = fp32;
+  bf16.precision = "bf16";
+  const auto json = bf16.to_json();
+  EXPECT_EQ(json.at("vae_precision"), "fp32");
+  const auto back = eval::Plan::from_json(json, "plan");
+  EXPECT_EQ(back.precision, "bf16");
+  EXPECT_EQ(back.vae_precision, "fp32");
+  EXPECT_EQ(back.difference(bf16), "");
+  EXPECT_EQ(back.difference(fp32), "--precision");
+  auto older = json;
+  older.erase("vae_precision");
+  EXPECT_EQ(eval::Plan::from_json(older, "plan").vae_precision, "bf16");
+  auto vae = fp32;
+  vae.vae_precision = "bf16";
+  EXPECT_EQ(eval::Plan::from_json(vae.to_json(), "plan").vae_precision, "bf16");
+  EXPECT_EQ(vae.difference(fp32), "--vae-precision");
+}
+
 }  // namespace
 }  // namespace p2l::test

@@ -1,30 +1,43 @@
-// --precision: parsing and the checks that name the flag, the networks computing in bf16 behind
-// a float32 interface (values and gradients close to float32's), and the divergence guard's hint.
+// --precision and --vae-precision: parsing and the checks that name the flag, the autoencoder's
+// float32 default, the networks computing in bf16 behind a float32 interface (values and
+// gradients close to float32's), and the divergence guard's hint.
 // The restorations' quality in bf16 against float32 is not asserted here: it is measured over an
 // evaluation plan in docs/bench.md (a posterior sample moves by tenths of a dB with its last bits).
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <numeric>
 #include <string>
+#include <vector>
 
 #include "p2l/error.h"
+#include "p2l/eval/inputs.h"
+#include "p2l/eval/results.h"
+#include "p2l/eval/runner.h"
 #include "p2l/io/image.h"
 #include "p2l/model/precision.h"
 #include "p2l/operators/measurement.h"
 #include "p2l/operators/presets.h"
 #include "p2l/solvers/guidance.h"
 #include "error_of.h"
+#include "scratch_dir.h"
 #include "shipped_model.h"
 
 namespace p2l::test {
 namespace {
 
+namespace fs = std::filesystem;
 using model::Precision;
 
+// All three networks in bf16 (the autoencoder too, which p2l keeps in float32 unless asked).
 model::StableDiffusion& shipped_bf16() {
   static model::StableDiffusion sd = [] {
     model::LoadOptions load;
     load.dtype = torch::kBFloat16;
+    load.vae_dtype = torch::kBFloat16;
     return model::load_stable_diffusion(kModel.string(), load);
   }();
   return sd;
@@ -47,6 +60,51 @@ TEST(Precision, ParsedAndCheckedNamingTheFlag) {
   EXPECT_NE(fp16.find("CUDA"), std::string::npos) << fp16;
   EXPECT_NO_THROW(model::check_precision_supported(Precision::kFloat32, torch::kCPU));
   EXPECT_NO_THROW(model::check_precision_supported(Precision::kBFloat16, torch::kCPU));
+}
+
+TEST(Precision, AutoencoderStaysFloat32BesideReducedNetworksUnlessAsked) {
+  model::LoadOptions load;
+  EXPECT_EQ(load.autoencoder_dtype(), torch::kFloat);
+  for (auto type : {torch::kBFloat16, torch::kHalf}) {
+    load.dtype = type;
+    EXPECT_EQ(load.autoencoder_dtype(), torch::kFloat);
+  }
+  load.dtype = torch::kDouble;  // the finite-difference tests' models stay whole
+  EXPECT_EQ(load.autoencoder_dtype(), torch::kDouble);
+  load.dtype = torch::kFloat;
+  load.vae_dtype = torch::kBFloat16;
+  EXPECT_EQ(load.autoencoder_dtype(), torch::kBFloat16);
+
+  model::LoadOptions bf16;
+  bf16.dtype = torch::kBFloat16;
+  auto sd = model::load_stable_diffusion(kModel.string(), bf16);
+  EXPECT_EQ(sd.dtype(), torch::kBFloat16);
+  EXPECT_EQ(sd.vae_dtype(), torch::kFloat);
+  EXPECT_EQ(shipped_bf16().vae_dtype(), torch::kBFloat16);
+  // The float32 autoencoder is the float32 model's, to the bit.
+  torch::manual_seed(2);
+  const auto z = torch::randn({1, 4, 16, 16});
+  const auto x = io::load_image((kModel / "test_images" / "00_google.png").string());
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(sd.decode(z), shipped().decode(z)));
+  EXPECT_TRUE(torch::equal(sd.encode(x), shipped().encode(x)));
+  EXPECT_FALSE(torch::equal(shipped_bf16().decode(z), shipped().decode(z)));
+
+  // Both flags parsed and checked, each error naming its own.
+  model::LoadOptions named;
+  model::set_precisions(named, "bf16", "fp32");
+  EXPECT_EQ(named.dtype, torch::kBFloat16);
+  EXPECT_EQ(named.autoencoder_dtype(), torch::kFloat);
+  const auto unknown = error_of([] {
+    model::LoadOptions o;
+    model::set_precisions(o, "fp32", "fp8");
+  });
+  EXPECT_NE(unknown.find("--vae-precision"), std::string::npos) << unknown;
+  const auto fp16 = error_of([] {
+    model::LoadOptions o;
+    model::set_precisions(o, "fp32", "fp16");
+  });
+  EXPECT_NE(fp16.find("--vae-precision fp16"), std::string::npos) << fp16;
 }
 
 TEST(Precision, Bf16NetworksBehindAFloat32InterfaceTrackFloat32) {
@@ -92,6 +150,58 @@ TEST(Precision, Bf16NetworksBehindAFloat32InterfaceTrackFloat32) {
   EXPECT_LT(relative_difference(half.encode(x), full.encode(x)), 3e-2);
 }
 
+// Issue 27's quality target on the CPU: with the text encoder and UNet in bf16 beside a float32
+// autoencoder (p2l's default for --precision bf16), each method's mean PSNR over the bundled
+// model's test images 00 and 01 × the five tasks stays within 0.1 dB of float32. At kSteps DDIM
+// steps, to fit CI; the same comparison at each method's default steps is in docs/bench.md. The
+// all-bf16 model (autoencoder too) misses it there (-0.16 dB over the jobs) and here.
+constexpr int64_t kSteps = 50;
+
+std::map<std::string, double> mean_psnr_per_method(const std::string& precision,
+                                                   const std::string& vae_precision,
+                                                   const fs::path& out) {
+  eval::EvalOptions o;
+  o.plan.model = kModel.string();
+  o.plan.tasks = eval::evaluation_tasks();
+  for (const auto& method : solvers::method_names())
+    o.plan.methods.push_back({method, method, {}, ""});
+  o.plan.images = eval::evaluation_images({(kModel / "test_images" / "00_google.png").string(),
+                                           (kModel / "test_images" / "01_twitter.png").string()},
+                                          kModel.string());
+  o.plan.steps = kSteps;
+  o.plan.precision = precision;
+  o.plan.vae_precision = vae_precision;
+  o.metrics = {eval::describe_image_metric("psnr")};
+  o.output = out.string();
+  o.batch = 2;  // the two images of a task and method in one solve
+  o.show_progress = false;
+  const auto run = eval::run_evaluation(o);
+  EXPECT_TRUE(run.complete);
+  EXPECT_EQ(run.diverged, 0);
+  std::map<std::string, std::vector<double>> psnr;
+  for (const auto& r : eval::read_results((out / "results.jsonl").string()).records)
+    psnr[r.at("method").get<std::string>()].push_back(r.at("psnr").get<double>());
+  std::map<std::string, double> mean;
+  for (const auto& [method, values] : psnr) {
+    EXPECT_EQ(values.size(), 10u) << method;
+    mean[method] = std::accumulate(values.begin(), values.end(), 0.0) / values.size();
+  }
+  return mean;
+}
+
+constexpr char kQualityDir[] = "precision_quality";
+
+TEST(Precision, Bf16NetworksKeepEachMethodsQuality) {
+  const auto& dir = scratch_dir<kQualityDir>();
+  const auto fp32 = mean_psnr_per_method("fp32", "fp32", dir / "fp32");
+  const auto bf16 = mean_psnr_per_method("bf16", "fp32", dir / "bf16");
+  ASSERT_EQ(fp32.size(), solvers::method_names().size());
+  for (const auto& [method, reference] : fp32) {
+    EXPECT_LT(std::abs(bf16.at(method) - reference), 0.1)
+        << method << ": fp32 " << reference << " dB, bf16 " << bf16.at(method) << " dB";
+  }
+}
+
 // On a GPU (LibTorch 2.x: fused attention kernels): each precision's networks against the CPU's
 // float32 ones on the same inputs.
 TEST(Precision, CudaNetworksInEveryPrecisionTrackTheCpu) {
@@ -109,6 +219,7 @@ TEST(Precision, CudaNetworksInEveryPrecisionTrackTheCpu) {
     model::LoadOptions load;
     load.device = torch::kCUDA;
     load.dtype = model::scalar_type(p);
+    load.vae_dtype = load.dtype;
     auto sd = model::load_stable_diffusion(kModel.string(), load);
     const double tolerance = p == Precision::kFloat32 ? 2e-3 : 3e-2;  // TF32 convolutions
     const auto eps_cuda = sd.predict_noise(z.cuda(), t, text.cuda());
@@ -139,7 +250,8 @@ TEST(Precision, DivergenceInReducedPrecisionSuggestsFloat32) {
     FAIL() << "a step size of 1e30 did not diverge";
   } catch (const solvers::DivergenceError& e) {
     const std::string message = e.what();
-    EXPECT_NE(message.find("--precision fp32"), std::string::npos) << message;
+    EXPECT_NE(message.find("--precision fp32 --vae-precision fp32"), std::string::npos)
+        << message;
     EXPECT_NE(message.find("bf16"), std::string::npos) << message;
   }
 }

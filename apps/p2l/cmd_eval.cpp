@@ -11,7 +11,6 @@
 #include "p2l/eval/inputs.h"
 #include "p2l/eval/results.h"
 #include "p2l/eval/runner.h"
-#include "p2l/model/precision.h"
 #include "p2l/solvers/solver.h"
 
 namespace p2l::cli {
@@ -45,7 +44,9 @@ eval::Plan plan_from(const EvalArgs& a) {
   plan.steps = a.steps;
   plan.noise = a.noise;
   plan.seed = a.seed;
-  plan.precision = model::precision_name(model::parse_precision(a.compute.precision));
+  const auto precision = precision_names(a.compute);
+  plan.precision = precision.networks;
+  plan.vae_precision = precision.autoencoder;
   // "none": only the variants (e.g. an ablation run beside a run of the methods themselves).
   const bool none = a.methods.size() == 1 && a.methods[0] == "none";
   if (!none)

@@ -28,7 +28,7 @@ void add_info_command(CLI::App& app) {
         {"source", m.source},
         {"layout", model::layout_name(m.layout)},
         {"storage_dtype", m.storage_dtype},
-        {"compute_dtype", "float32 (--precision fp32; bf16 or fp16 on request)"},
+        {"compute_dtype", "float32 (--precision, --vae-precision; bf16 or fp16 on request)"},
         {"latent_downsampling", c.vae.downsampling_factor()},
         {"tokenizer", m.tokenizer ? "yes" : "none"},
         {"text_encoder", {{"config", c.text.to_json()}, {"parameters", m.text_parameters}}},

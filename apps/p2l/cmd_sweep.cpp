@@ -6,7 +6,6 @@
 
 #include "commands.h"
 #include "p2l/eval/sweep.h"
-#include "p2l/model/precision.h"
 #include "p2l/operators/presets.h"
 
 namespace p2l::cli {
@@ -50,7 +49,9 @@ void add_sweep_command(CLI::App& app) {
     auto options = a->options;
     const auto load = load_options(a->compute);
     options.device = load.device;
-    options.precision = model::precision_name(model::parse_precision(a->compute.precision));
+    const auto precision = precision_names(a->compute);
+    options.precision = precision.networks;
+    options.vae_precision = precision.autoencoder;
     const auto report = eval::run_sweep(options);
     std::cout << report.markdown << "\nwrote " << options.output << ".md, " << options.output
               << ".json";

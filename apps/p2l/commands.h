@@ -42,14 +42,21 @@ inline CLI::Validator non_negative() {
 // "cpu", "cuda", "cuda:1" → device; throws p2l::Error if unavailable.
 torch::Device parse_device(const std::string& name);
 
-// --device and --precision, which every command that runs the networks takes.
+// --device, --precision and --vae-precision, which every command that runs the networks takes.
 struct ComputeFlags {
   std::string device = "cpu";
   std::string precision = "fp32";
+  std::string vae_precision = "fp32";
 };
 void add_compute_flags(CLI::App* cmd, ComputeFlags& flags);
-// The device and the networks' type, checked (an unknown value, fp16 on the CPU, a device
+// The device and the networks' types, checked (an unknown value, fp16 on the CPU, a device
 // without bf16: one line naming the flag) before any model is loaded.
 model::LoadOptions load_options(const ComputeFlags& flags);
+// The canonical names ("fp32", "bf16", "fp16") of --precision and --vae-precision, as plans and
+// records hold them.
+struct PrecisionNames {
+  std::string networks, autoencoder;
+};
+PrecisionNames precision_names(const ComputeFlags& flags);
 
 }  // namespace p2l::cli

@@ -49,6 +49,7 @@ Plan demo_plan(const DemoOptions& options) {
   plan.noise = options.noise;
   plan.seed = options.seed;
   plan.precision = options.precision;
+  plan.vae_precision = options.vae_precision;
   for (const auto& method : options.methods) plan.methods.push_back({method, method, {}, ""});
   // Default: the first of the model's test images.
   plan.images = evaluation_images(options.image.empty() ? std::vector<std::string>{}
@@ -121,6 +122,7 @@ DemoReport run_demo(const DemoOptions& options) {
                                 {"noise", options.noise},
                                 {"seed", options.seed},
                                 {"precision", options.precision},
+                                {"vae_precision", options.vae_precision},
                                 {"runs_folder", absolute(eval.output)},
                                 {"results", results}});
   report.columns = "clean | measurement | naive";

@@ -23,7 +23,7 @@ struct DemoOptions {
   int64_t steps = 0;  // 0 = each method's default
   double noise = 0.05;
   uint64_t seed = 0;  // the evaluation's base seed (plan.h)
-  std::string precision = "fp32";
+  std::string precision = "fp32", vae_precision = "fp32";  // model/precision.h
   torch::Device device = torch::kCPU;
   int64_t batch = 1;
   // The montage; the table goes to OUT.json beside it and the evaluation folder (records,

@@ -203,7 +203,10 @@ nlohmann::json Plan::to_json() const {
           {"images", image_list},
           {"jobs", images.size() * tasks.size() * methods.size()}};
   // Only when not float32, so that plans of float32 runs read as before.
-  if (precision != "fp32") j["precision"] = precision;
+  if (precision != "fp32" || vae_precision != "fp32") {
+    j["precision"] = precision;
+    j["vae_precision"] = vae_precision;
+  }
   return j;
 }
 
@@ -216,6 +219,8 @@ Plan Plan::from_json(const nlohmann::json& j, const std::string& what) {
     plan.seed = j.at("seed").get<uint64_t>();
     plan.steps = j.at("steps").get<int64_t>();
     plan.precision = j.value("precision", "fp32");  // plans from before --precision
+    // Plans from before --vae-precision ran the autoencoder in the networks' precision.
+    plan.vae_precision = j.value("vae_precision", plan.precision);
     plan.metrics = j.at("metrics").get<std::vector<std::string>>();
     plan.tasks = j.at("tasks").get<std::vector<std::string>>();
     for (const auto& m : j.at("methods")) plan.methods.push_back(MethodSpec::from_json(m));
@@ -235,6 +240,7 @@ std::string Plan::difference(const Plan& other) const {
   if (seed != other.seed) return "--seed";
   if (steps != other.steps) return "--steps";
   if (precision != other.precision) return "--precision";
+  if (vae_precision != other.vae_precision) return "--vae-precision";
   if (metrics != other.metrics) return "metrics";
   if (tasks != other.tasks) return "--tasks";
   if (!(methods == other.methods)) return "methods or variants";

@@ -77,7 +77,8 @@ struct Plan {
   int64_t steps = 0;  // DDIM steps for every method; 0 = each method's default
   double noise = 0.05;
   uint64_t seed = 0;
-  std::string precision = "fp32";    // of the networks (model/precision.h)
+  std::string precision = "fp32";      // of the text encoder and UNet (model/precision.h)
+  std::string vae_precision = "fp32";  // of the autoencoder
   std::vector<std::string> metrics;  // image metric names (image_metrics.h)
 
   // Throws p2l::Error for an unknown task or method, a hyperparameter a method does not have,

@@ -270,9 +270,8 @@ EvalRun run_evaluation(const EvalOptions& options) {
   if (!todo.empty()) {
     model::LoadOptions load;
     load.device = options.device;
-    const auto precision = model::parse_precision(plan.precision, "the plan's precision");
-    model::check_precision_supported(precision, load.device);
-    load.dtype = model::scalar_type(precision);
+    model::set_precisions(load, plan.precision, plan.vae_precision, "the plan's precision",
+                          "the plan's vae_precision");
     auto model = model::load_stable_diffusion(plan.model, load);
     Progress progress("eval", run.jobs, options.show_progress);
     for (size_t first = 0; first < todo.size();) {

@@ -125,6 +125,7 @@ Plan sweep_plan(const SweepOptions& options) {
   plan.noise = options.noise;
   plan.seed = options.seed;
   plan.precision = options.precision;
+  plan.vae_precision = options.vae_precision;
   for (const auto& point : grid.points) plan.methods.push_back(column_of(options, grid, point));
   plan.images = evaluation_images(options.images, options.model);
   plan.metrics = metric_names(default_image_metrics());  // as run_evaluation runs them
@@ -218,6 +219,7 @@ SweepReport run_sweep(const SweepOptions& options) {
                                             {"noise", options.noise},
                                             {"seed", options.seed},
                                             {"precision", options.precision},
+                                            {"vae_precision", options.vae_precision},
                                             {"runs_folder", absolute(eval.output)},
                                             {"defaults", defaults.to_json()},
                                             {"runs", runs}});

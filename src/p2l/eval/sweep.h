@@ -33,7 +33,7 @@ struct SweepOptions {
   std::vector<std::string> images;  // files or folders; empty: the model's test_images
   double noise = 0.05;
   uint64_t seed = 0;  // the evaluation's base seed (plan.h: each job's seeds derive from it)
-  std::string precision = "fp32";
+  std::string precision = "fp32", vae_precision = "fp32";  // model/precision.h
   torch::Device device = torch::kCPU;
   int64_t batch = 1;
   // OUT.md, OUT.json and OUT.svg; the evaluation folder (records, images) is `runs_folder`,

@@ -168,8 +168,8 @@ StableDiffusion load_diffusers(const fs::path& dir, const LoadOptions& options) 
   check_config_against_weights(config, dir, shapes);
   // Made in the computing type and moved to the device first: each stored tensor then goes
   // straight there (no float32 host copy of a bf16 GPU model).
-  StableDiffusion sd = StableDiffusion::create(config, options.dtype);
-  sd.to(options.device, options.dtype);
+  StableDiffusion sd = StableDiffusion::create(config, options.dtype, options.autoencoder_dtype());
+  sd.to(options.device, options.dtype, options.autoencoder_dtype());
   sd.layout = Layout::Diffusers;
   sd.source = dir.string();
   std::set<std::string> dtypes;
@@ -220,8 +220,9 @@ StableDiffusion load_single_file(const fs::path& path, const LoadOptions& option
     available.insert(info.name);
   }
   const ModelConfig config = single_file_config(path, shapes, options);
-  StableDiffusion sd = StableDiffusion::create(config, options.dtype);  // as load_diffusers
-  sd.to(options.device, options.dtype);
+  // As load_diffusers.
+  StableDiffusion sd = StableDiffusion::create(config, options.dtype, options.autoencoder_dtype());
+  sd.to(options.device, options.dtype, options.autoencoder_dtype());
   sd.layout = Layout::SingleFile;
   sd.source = path.string();
   const std::string text = text_prefix(shapes);
@@ -296,11 +297,16 @@ ModelSummary describe_model(const std::string& path, const LoadOptions& options)
   return m;
 }
 
+torch::ScalarType LoadOptions::autoencoder_dtype() const {
+  if (vae_dtype) return *vae_dtype;
+  return dtype == torch::kBFloat16 || dtype == torch::kHalf ? torch::kFloat : dtype;
+}
+
 StableDiffusion load_stable_diffusion(const std::string& path, const LoadOptions& options) {
   StableDiffusion sd = detect_layout(path) == Layout::Diffusers
                            ? load_diffusers(fs::path(path), options)
                            : load_single_file(fs::path(path), options);
-  sd.to(options.device, options.dtype);
+  sd.to(options.device, options.dtype, options.autoencoder_dtype());
   sd.eval();
   return sd;
 }

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,7 +29,12 @@ struct LoadOptions {
   // CLIP vocabulary that p2l ships (data/clip-tokenizer).
   std::string tokenizer_dir;
   torch::Device device = torch::kCPU;
-  torch::ScalarType dtype = torch::kFloat;
+  torch::ScalarType dtype = torch::kFloat;  // the text encoder's and the UNet's (--precision)
+  // The autoencoder's (--vae-precision). Unset: float32 where `dtype` is a reduced precision (a
+  // bf16 autoencoder costs 0.16 dB per restoration on the bundled model, bf16 networks around a
+  // float32 one nothing measurable: docs/bench.md), else `dtype`.
+  std::optional<torch::ScalarType> vae_dtype;
+  torch::ScalarType autoencoder_dtype() const;
 };
 
 // Throws p2l::Error when the path is neither layout ("not a model").

@@ -1,6 +1,7 @@
 #include "p2l/model/precision.h"
 
 #include "p2l/error.h"
+#include "p2l/model/checkpoint.h"
 
 namespace p2l::model {
 
@@ -43,6 +44,7 @@ void check_precision_supported(Precision precision, const torch::Device& device,
   // A small convolution and group norm, forward and backward, as the solvers run them: a device
   // without the type's kernels fails here, with one line, not in the middle of a run.
   try {
+    torch::AutoGradMode grad(true);  // the backward pass, also from inside a no-grad scope
     const auto options = torch::TensorOptions().dtype(scalar_type(precision)).device(device);
     auto x = torch::ones({1, 4, 8, 8}, options).requires_grad_(true);
     auto w = torch::ones({4, 4, 3, 3}, options);
@@ -52,6 +54,17 @@ void check_precision_supported(Precision precision, const torch::Device& device,
     throw Error(flag + " " + precision_name(precision) + ": the device " + device.str() +
                 " cannot compute in this precision with this LibTorch; use fp32");
   }
+}
+
+void set_precisions(LoadOptions& load, const std::string& precision,
+                    const std::string& vae_precision, const std::string& flag,
+                    const std::string& vae_flag) {
+  const auto networks = parse_precision(precision, flag);
+  const auto autoencoder = parse_precision(vae_precision, vae_flag);
+  check_precision_supported(networks, load.device, flag);
+  check_precision_supported(autoencoder, load.device, vae_flag);
+  load.dtype = scalar_type(networks);
+  load.vae_dtype = scalar_type(autoencoder);
 }
 
 }  // namespace p2l::model

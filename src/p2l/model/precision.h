@@ -1,7 +1,8 @@
-// The precision the three networks compute in (--precision). Whatever it is, the samplers and
-// solvers keep their own arithmetic in float32 (latents, DDIM/Tweedie, the operators, norms,
-// P2L's prompt and its Adam state): StableDiffusion's network calls take and return float32
-// and cast at the network's edge (stable_diffusion.h).
+// The precisions the networks compute in: the text encoder's and UNet's (--precision) and the
+// autoencoder's (--vae-precision, float32 unless asked: docs/bench.md). Whatever they are, the
+// samplers and solvers keep their own arithmetic in float32 (latents, DDIM/Tweedie, the
+// operators, norms, P2L's prompt and its Adam state): StableDiffusion's network calls take and
+// return float32 and cast at the network's edge (stable_diffusion.h).
 #pragma once
 
 #include <torch/torch.h>
@@ -23,5 +24,13 @@ Precision precision_of(torch::ScalarType type);  // the inverse; float32 for any
 // device on which a bf16 convolution runs.
 void check_precision_supported(Precision precision, const torch::Device& device,
                                const std::string& flag = "--precision");
+
+struct LoadOptions;
+// Sets load.dtype from `precision` (the text encoder and UNet) and load.vae_dtype from
+// `vae_precision` (the autoencoder), each parsed and checked on load.device; errors name `flag` or
+// `vae_flag`.
+void set_precisions(LoadOptions& load, const std::string& precision,
+                    const std::string& vae_precision, const std::string& flag = "--precision",
+                    const std::string& vae_flag = "--vae-precision");
 
 }  // namespace p2l::model

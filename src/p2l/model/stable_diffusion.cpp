@@ -26,14 +26,18 @@ class DefaultDtype {
 
 }  // namespace
 
-StableDiffusion StableDiffusion::create(const ModelConfig& config, torch::ScalarType dtype) {
+StableDiffusion StableDiffusion::create(const ModelConfig& config, torch::ScalarType dtype,
+                                        std::optional<torch::ScalarType> vae_dtype) {
   StableDiffusion sd;
   sd.config = config;
+  // Built straight in the type they will compute in: a bf16 model never has a float32 copy.
   {
-    // Built straight in the type they will compute in: a bf16 model never has a float32 copy.
     DefaultDtype scope(dtype);
     sd.text_encoder = ClipTextModel(config.text);
     sd.unet = UNet(config.unet);
+  }
+  {
+    DefaultDtype scope(vae_dtype.value_or(dtype));
     sd.vae = AutoencoderKL(config.vae);
   }
   sd.schedule = std::make_shared<diffusion::NoiseSchedule>(config.schedule);
@@ -48,14 +52,19 @@ torch::ScalarType StableDiffusion::dtype() const {
   return unet->parameters().front().scalar_type();
 }
 
+torch::ScalarType StableDiffusion::vae_dtype() const {
+  return vae->parameters().front().scalar_type();
+}
+
 torch::ScalarType StableDiffusion::arithmetic_dtype() const {
   return dtype() == torch::kDouble ? torch::kDouble : torch::kFloat;
 }
 
-void StableDiffusion::to(torch::Device device, torch::ScalarType dtype) {
+void StableDiffusion::to(torch::Device device, torch::ScalarType dtype,
+                         std::optional<torch::ScalarType> vae_dtype) {
   text_encoder->to(device, dtype);
   unet->to(device, dtype);
-  vae->to(device, dtype);
+  vae->to(device, vae_dtype.value_or(dtype));
 }
 
 void StableDiffusion::eval() {
@@ -77,11 +86,11 @@ torch::Tensor StableDiffusion::predict_noise(const torch::Tensor& z_t,
 }
 
 torch::Tensor StableDiffusion::decode(const torch::Tensor& z) {
-  return vae->decode_scaled(z.to(dtype())).to(z.scalar_type());
+  return vae->decode_scaled(z.to(vae_dtype())).to(z.scalar_type());
 }
 
 torch::Tensor StableDiffusion::encode(const torch::Tensor& x) {
-  return vae->encode_mean(x.to(dtype())).to(x.scalar_type());
+  return vae->encode_mean(x.to(vae_dtype())).to(x.scalar_type());
 }
 
 torch::Tensor StableDiffusion::encode_prompts(const std::vector<std::string>& prompts) {

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,22 +42,26 @@ struct StableDiffusion {
   std::string source;
   std::string storage_dtype;  // e.g. "F32", "F16", or "F16+F32" when mixed
 
-  // Freshly initialised (random) modules for a configuration, their weights in `dtype`; no
-  // tokenizer.
-  static StableDiffusion create(const ModelConfig& config,
-                                torch::ScalarType dtype = torch::kFloat);
+  // Freshly initialised (random) modules for a configuration, their weights in `dtype` (the
+  // autoencoder's in `vae_dtype`, default `dtype`); no tokenizer.
+  static StableDiffusion create(const ModelConfig& config, torch::ScalarType dtype = torch::kFloat,
+                                std::optional<torch::ScalarType> vae_dtype = std::nullopt);
 
   torch::Device device() const;
-  // The type the weights hold and the networks compute in (--precision).
+  // The type the text encoder's and UNet's weights hold and compute in (--precision).
   torch::ScalarType dtype() const;
+  // The autoencoder's (--vae-precision): float32 beside bf16 networks by default.
+  torch::ScalarType vae_dtype() const;
   // The type of everything around the networks (latents, images, measurements): float32, or
   // float64 for a model cast to float64 (the finite-difference tests).
   torch::ScalarType arithmetic_dtype() const;
-  void to(torch::Device device, torch::ScalarType dtype);
+  // The autoencoder to `vae_dtype` (default `dtype`), the other networks to `dtype`.
+  void to(torch::Device device, torch::ScalarType dtype,
+          std::optional<torch::ScalarType> vae_dtype = std::nullopt);
   void eval();
 
   // The networks as the samplers and solvers call them: arithmetic_dtype() in and out on the
-  // model's device, computed in dtype(). The casts are differentiable, so a gradient taken through a
+  // model's device, computed in dtype() (the autoencoder in vae_dtype()). The casts are differentiable, so a gradient taken through a
   // call comes back in float32 too; in float32 they are no-ops.
   // Token ids → text states [B, 77, D] (SD v1: the last hidden state after the final norm).
   torch::Tensor encode_tokens(const torch::Tensor& ids);

@@ -72,6 +72,7 @@ nlohmann::json RestorationReport::to_json() const {
   r["peak_memory_mib"] = peak_memory_mib;
   r["device"] = device;
   r["precision"] = precision;
+  r["vae_precision"] = vae_precision;
   if (batch > 0) r["batch"] = batch;  // "seconds": the batch's time shared out
   r["data_residual"] = data_residual;
   if (samples.size() == 1) {
@@ -143,6 +144,7 @@ RestorationReport run_report(const model::StableDiffusion& model,
   r.peak_memory_mib = peak_memory_mib();
   r.device = model.device().str();
   r.precision = model::precision_name(model::precision_of(model.dtype()));
+  r.vae_precision = model::precision_name(model::precision_of(model.vae_dtype()));
   return r;
 }
 
@@ -177,7 +179,7 @@ RestoreOutcome restore(model::StableDiffusion& model, const operators::Measureme
   auto problem = problem_for(model, measurement, request);
   if (request.samples < 1) throw Error("--samples must be at least 1");
   model::check_run_fits(model.config, request.samples, measurement.height, measurement.width,
-                        model.dtype(), model.device(), "restore");
+                        model.vae_dtype(), model.device(), "restore");
   const int64_t n = request.samples;
   auto seed_of = [&](int64_t i) { return request.seed + 2 * static_cast<uint64_t>(i); };
   if (n > 1)

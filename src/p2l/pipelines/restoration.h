@@ -64,7 +64,7 @@ struct RestorationReport {
   solvers::Hyperparameters parameters;
   solvers::NetworkCounts counts;
   double seconds = 0, seconds_per_step = 0, peak_memory_mib = 0;
-  std::string device, precision;
+  std::string device, precision, vae_precision;
   int64_t batch = 0;         // measurements that shared the solve (restore_batch); 0: its own solve
   double data_residual = 0;  // ‖y − A(x)‖ of the image (the samples' mean for several)
   std::vector<SampleReport> samples;

@@ -58,7 +58,7 @@ TextToImageResult text_to_image(model::StableDiffusion& model, const TextToImage
   if (o.steps <= 0) throw Error("--steps must be positive");
   if (!std::isfinite(o.cfg_scale) || !std::isfinite(o.eta))
     throw Error("the guidance scale and eta must be finite numbers");
-  model::check_run_fits(model.config, 1, o.height, o.width, model.dtype(), model.device(),
+  model::check_run_fits(model.config, 1, o.height, o.width, model.vae_dtype(), model.device(),
                         "sample");
   torch::Tensor cond, uncond;
   {

@@ -143,12 +143,12 @@ Solution Solver::solve(const Problem& problem, const StepObserver& observer) {
   solution.data_residual.resize(samples);
   torch::Tensor last_finite;
   // Reduced precision can overflow where float32 does not: say so with the step-size hint.
-  const auto precision = model::precision_of(model.dtype());
-  const std::string hint =
-      precision == model::Precision::kFloat32
-          ? "lower the step size"
-          : "lower the step size, or compute in fp32 (--precision fp32; the networks ran in " +
-                model::precision_name(precision) + ")";
+  const auto precision = model::precision_name(model::precision_of(model.dtype()));
+  const auto vae_precision = model::precision_name(model::precision_of(model.vae_dtype()));
+  std::string hint = "lower the step size";
+  if (precision != "fp32" || vae_precision != "fp32")
+    hint += ", or compute in fp32 (--precision fp32 --vae-precision fp32; the networks ran in " +
+            precision + ", the autoencoder in " + vae_precision + ")";
   for (int64_t i = 0; i < steps; ++i) {
     StepContext ctx;
     ctx.index = i;
