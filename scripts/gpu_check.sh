@@ -5,22 +5,25 @@
 #   version   `p2l --version` (LibTorch, CUDA, cuDNN, attention path, precisions)
 #   sd        bench_methods on SD v1's architecture (random weights) at 512²: every method in
 #             fp32, bf16 and fp16, ms / step after SD_WARMUP warm steps, CUDA peak memory
+#             (the networks in P, the autoencoder in float32: p2l's default)
+#   sd-vae    LDPS and P2L with the autoencoder in the networks' bf16 / fp16 (--vae-precision)
 #   sd-cl     the same for bf16 with channels-last weights (LDPS, P2L)
 #   sd-tune   bf16 LDPS and P2L with cuDNN's benchmark mode, and each network's forward/backward
 #   sd-1000   one whole 999-step P2L solve at 512² in fp16, the fastest precision measured (SD's
 #             schedule with its step offset
 #             of 1 has no room for 1000 DDIM steps: t = 1000 does not exist, in diffusers either)
 #   batch     the bundled model's batched solves at batch 1, 8 and 64 (samples per second)
-#   eval      `p2l eval --device cuda` on IMAGES in fp32, bf16 and fp16 (5 shards each, all at
-#             once), then each job's PSNR against fp32 and each method's mean
+#   eval      `p2l eval --device cuda` on IMAGES with the networks in fp32, bf16 and fp16 beside
+#             a float32 autoencoder (p2l's default), and all-bf16 / all-fp16 (--vae-precision);
+#             4 shards each, all at once; then each job's PSNR against fp32 and each method's mean
 #   tests     the whole test suite (the CUDA tests run instead of skipping)
 # Logs and results go to OUT (default runs/gpu-check). Every phase has a time limit, so a slow
 # or broken phase still leaves the others' results. A second call with the build folder still
 # there (a warm machine) skips the build.
 #
-#   PHASES="version sd sd-cl sd-1000" scripts/gpu_check.sh           (first call)
+#   PHASES="version sd sd-vae sd-1000" scripts/gpu_check.sh          (first call)
 #   PHASES="sd-tune batch eval tests" TEST_FILTER="*ModelGolden*:ModelLayouts*:Checkpoint* \
-#     Precision*:Linking*:Flops*:OperatorDevice* BatchedSolve*:Solvers.*" scripts/gpu_check.sh
+#     Precision*:Linking*:Flops*:OperatorDevice*:-*Quality BatchedSolve*:Solvers.*" scripts/gpu_check.sh
 # (second call, at once, while the machine is warm: the build is kept). 2026-12-04 these took
 # 264 s and 402 s of one 15-minute lease (docs/bench.md); the machine had gone cold in between.
 #   environment: OUT, TORCH_DIR, DEPS_TAR, GOLDENS_TAR, GOLDENS, IMAGES, BUILD_S, EVAL_S,
@@ -85,7 +88,7 @@ if [[ ! -x build-gpu/p2l || ! -x build-gpu/bench/bench_methods || ! -x build-gpu
   say built
 fi
 
-phases=" ${PHASES:-version sd sd-cl sd-1000 batch eval tests} "
+phases=" ${PHASES:-version sd sd-vae sd-cl sd-1000 batch eval tests} "
 want() { [[ $phases == *" $1 "* ]]; }
 bench=./build-gpu/bench/bench_methods
 sd_warmup=${SD_WARMUP:-5} sd_steps=${SD_STEPS:-5}
@@ -100,6 +103,16 @@ if want sd; then
   timeout 240 $bench --device cuda --no-bundled --sd 512 --sd-warmup "$sd_warmup" \
     --sd-steps "$sd_steps" --precision fp32,bf16,fp16 --peak-size 8192 >"$out/bench-sd.txt" 2>&1
   echo "rc $?"; grep -E '^\| (p2l|ldps|gml-dps|psld|resample) \| [0-9.]+ \|' "$out/bench-sd.txt" | head -15
+fi
+
+if want sd-vae; then
+  for p in bf16 fp16; do
+    say "SD v1 512², LDPS and P2L, all three networks in $p"
+    timeout 90 $bench --device cuda --no-bundled --sd 512 --sd-warmup "$sd_warmup" \
+      --sd-steps "$sd_steps" --sd-methods ldps,p2l --precision $p --vae-precision $p \
+      --peak-size 4096 >"$out/bench-sd-vae-$p.txt" 2>&1
+    echo "rc $?"; grep -E '^\| (p2l|ldps) \| [0-9.]+ \|' "$out/bench-sd-vae-$p.txt"
+  done
 fi
 
 if want sd-cl; then
@@ -154,13 +167,16 @@ run_tests() {
 
 images=${IMAGES:-models/emoji-64/test_images}
 if want eval; then
-  say "eval --device cuda on $images, fp32 / bf16 / fp16"
+  # NETWORKS-AUTOENCODER precisions; the run's name is its folder and records file.
+  variants="fp32-fp32 bf16-fp32 fp16-fp32 bf16-bf16 fp16-fp16"
+  say "eval --device cuda on $images: $variants"
   rm -rf /tmp/p2l-eval
-  for precision in fp32 bf16 fp16; do
-    for i in 0 1 2 3 4; do
+  for variant in $variants; do
+    for i in 0 1 2 3; do
       timeout "${EVAL_S:-200}" ./build-gpu/p2l -q --threads 1 eval -m models/emoji-64 \
-        --images "$images" --device cuda --precision $precision -o /tmp/p2l-eval/$precision \
-        --shard "$i/5" >/dev/null 2>>"$out/eval-errors.txt" &
+        --images "$images" --device cuda --precision "${variant%-*}" \
+        --vae-precision "${variant#*-}" -o "/tmp/p2l-eval/$variant" \
+        --shard "$i/4" >/dev/null 2>>"$out/eval-errors.txt" &
     done
   done
   # The suite runs on the CPU cores meanwhile (its CUDA tests are short).
@@ -169,11 +185,13 @@ if want eval; then
     run_tests "$((nproc_ / 4))"
   fi
   wait
-  for precision in fp32 bf16 fp16; do
-    cat /tmp/p2l-eval/$precision/results.shard-*.jsonl >"$out/eval-$precision.jsonl" 2>/dev/null
-    echo "$precision jobs done: $(wc -l <"$out/eval-$precision.jsonl")"
+  for variant in $variants; do
+    cat "/tmp/p2l-eval/$variant"/results.shard-*.jsonl >"$out/eval-$variant.jsonl" 2>/dev/null
+    echo "$variant jobs done: $(wc -l <"$out/eval-$variant.jsonl")"
   done
-  python3 scripts/precision_compare.py "$out"/eval-{fp32,bf16,fp16}.jsonl | tee "$out/eval-compare.md"
+  # shellcheck disable=SC2046  # one file per variant, fp32 (the reference) first
+  python3 scripts/precision_compare.py $(printf "$out/eval-%s.jsonl " $variants) |
+    tee "$out/eval-compare.md"
 elif want tests; then
   say "test suite"
   run_tests "$((nproc_ / 2))"
