@@ -14,13 +14,15 @@
 #      (P2L's step is two UNet and two decoder passes, forward and backward, LDPS's one of each);
 #      emoji-equal-compute-400: the four baselines at 400 steps, against run 2's P2L at 200;
 #   6. emoji-prompts: P2L started from each image's true caption (captions.json beside the images)
-#      and from the generic caption "emoji"; the null prompt is run 2's p2l column.
+#      and from the generic caption "emoji"; the null prompt is run 2's p2l column;
+#      emoji-prompts-fixed: P2L conditioned on the true caption without tuning it (prompt tuning
+#      off), so that the difference to p2l-caption is what tuning adds to a good prompt.
 # Each run is NP shard processes (`p2l eval --shard i/NP --resume`, THREADS threads each), merged
 # when all have finished. Interrupted, it resumes where it stopped when run again.
 #
 #   scripts/results.sh [emoji|openmoji|ablation|ablation-neither|equal-compute|equal-compute-400|
-#                       prompts|all]
-#       (default all, which is every run but ablation-neither and equal-compute-400;
+#                       prompts|prompts-fixed|all]
+#       (default all, which is every run but ablation-neither, equal-compute-400 and prompts-fixed;
 #       environment: NP=2 THREADS=1 P2L, MODEL=models/emoji-64, RUN=runs/results: another
 #       model's runs go in another folder, BATCH=1: `p2l eval --batch`, jobs of one task and
 #       method solved together — on this CPU batches of 8 give about 1.4× the jobs per hour;
@@ -35,8 +37,9 @@
 # core per image × task, two shards): P2L 28, LDPS 14, GML-DPS 17, PSLD 17, ReSample 26 — about
 # 100 s for the five methods, 7 core-hours per five-task run (runs 2 and 3). The other runs
 # follow from these: the ablation about 42 s for its two columns and 14 s for its third, P2L at
-# 100 steps about 14 s, the two prompt variants 56 s, the four baselines at 400 steps about
-# 150 s. In all about 30 core-hours (the first prior's smaller UNet: about three quarters).
+# 100 steps about 14 s, the two prompt variants 56 s, the fixed caption 15 s, the four baselines
+# at 400 steps about 150 s. In all about 30 core-hours (the first prior's smaller UNet: about
+# three quarters).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
@@ -51,7 +54,8 @@ run=${RUN:-runs/results}
 tasks=box-inpaint,sr,motion-blur,gauss-blur,random-inpaint
 carried=docs/results/partial/$(basename "$run")
 case $which in
-  emoji | openmoji | ablation | ablation-neither | equal-compute | equal-compute-400 | prompts | all | save) ;;
+  emoji | openmoji | ablation | ablation-neither | equal-compute | equal-compute-400 | prompts | \
+    prompts-fixed | all | save) ;;
   *) echo "results.sh: unknown run '$which'" >&2; exit 2 ;;
 esac
 
@@ -127,4 +131,8 @@ fi
 if [[ $which == prompts || $which == all ]]; then
   sharded_eval "$run/emoji-prompts" --images "$run/images/emoji" --methods none \
     --variant p2l-caption=p2l:prompt=@caption --variant p2l-emoji=p2l:prompt=emoji
+fi
+if [[ $which == prompts-fixed ]]; then
+  sharded_eval "$run/emoji-prompts-fixed" --images "$run/images/emoji" --methods none \
+    --variant p2l-caption-fixed=p2l:prompt=@caption,prompt-tuning=0
 fi
