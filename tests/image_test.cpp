@@ -170,7 +170,7 @@ RunResult run_p2l_capped(const std::string& args) {
 }
 
 // The message of a failed load: one line that names the file.
-std::string load_error(const std::string& file) {
+std::string image_load_error(const std::string& file) {
   const std::string message = error_of([&] { io::load_image(file); });
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
   EXPECT_NE(message.find(file), std::string::npos) << message;
@@ -206,7 +206,7 @@ TEST(Image, OtherFormatsAreOneLineNamingWhatIsRead) {
            {"empty.jpg", {}},
            {"short.png", {0x89, 'P', 'N'}}}) {
     SCOPED_TRACE(name);
-    const auto message = load_error(write_bytes(name, bytes));
+    const auto message = image_load_error(write_bytes(name, bytes));
     EXPECT_NE(message.find("not a PNG or JPEG file (p2l reads PNG and JPEG images"),
               std::string::npos)
         << message;
@@ -216,8 +216,8 @@ TEST(Image, OtherFormatsAreOneLineNamingWhatIsRead) {
   EXPECT_EQ(tga_16000().size(), 18u);
   EXPECT_EQ(garbage_39().size(), 39u);
   EXPECT_LT(peak_rss_mib() - before, 100);
-  EXPECT_NE(load_error(path("missing.png")).find("no such image file"), std::string::npos);
-  EXPECT_NE(load_error(dir().string()).find("is a folder"), std::string::npos);
+  EXPECT_NE(image_load_error(path("missing.png")).find("no such image file"), std::string::npos);
+  EXPECT_NE(image_load_error(dir().string()).find("is a folder"), std::string::npos);
 }
 
 TEST(Image, FormatIsRecognisedByItsBytesNotItsName) {
@@ -232,16 +232,16 @@ TEST(Image, FormatIsRecognisedByItsBytesNotItsName) {
 
 TEST(Image, HeadersOverThePixelLimitAreRefusedBeforeDecoding) {
   const long before = peak_rss_mib();
-  const auto png = load_error(write_bytes("huge.png", png_claiming(100000, 100000)));
+  const auto png = image_load_error(write_bytes("huge.png", png_claiming(100000, 100000)));
   EXPECT_NE(png.find("its header claims 100000×100000 = 10000000000 pixels, over the limit of "
                      "67108864 (set P2L_MAX_IMAGE_PIXELS to change it)"),
             std::string::npos)
       << png;
   // PNG's largest size: still the limit that speaks, not libpng's own (1,000,000 a side).
   EXPECT_NE(
-      load_error(write_bytes("widest.png", png_claiming(0x7FFFFFFF, 1))).find("over the limit"),
+      image_load_error(write_bytes("widest.png", png_claiming(0x7FFFFFFF, 1))).find("over the limit"),
       std::string::npos);
-  const auto jpg = load_error(write_bytes("huge.jpg", jpeg_claiming(65500, 65500)));
+  const auto jpg = image_load_error(write_bytes("huge.jpg", jpeg_claiming(65500, 65500)));
   EXPECT_NE(jpg.find("its header claims 65500×65500 = 4290250000 pixels, over the limit of "
                      "67108864"),
             std::string::npos)
@@ -256,7 +256,7 @@ TEST(Image, PixelLimitComesFromTheEnvironment) {
   {
     PixelLimit limit("119");
     EXPECT_EQ(io::max_image_pixels(), 119);
-    EXPECT_NE(load_error(path("small.png")).find("12×10 = 120 pixels, over the limit of 119"),
+    EXPECT_NE(image_load_error(path("small.png")).find("12×10 = 120 pixels, over the limit of 119"),
               std::string::npos);
   }
   {
@@ -276,22 +276,22 @@ TEST(Image, TruncatedOrDamagedFilesAreOneLine) {
   io::save_png(path("whole.png"), test_image(40, 50));
   auto png = read_bytes(path("whole.png"));
   png.resize(png.size() / 2);
-  EXPECT_NE(load_error(write_bytes("half.png", png))
+  EXPECT_NE(image_load_error(write_bytes("half.png", png))
                 .find("cannot decode PNG (libpng: the file ends early (truncated))"),
             std::string::npos);
   png = read_bytes(path("whole.png"));
   png[40] ^= 0xFF;  // inside IDAT: its CRC no longer matches
-  EXPECT_NE(load_error(write_bytes("flipped.png", png)).find("cannot decode PNG (libpng: "),
+  EXPECT_NE(image_load_error(write_bytes("flipped.png", png)).find("cannot decode PNG (libpng: "),
             std::string::npos);
 
   auto jpg = read_bytes(kData / "images" / "gradient_420.jpg");
   for (size_t keep : {jpg.size() * 3 / 4, jpg.size() / 2, size_t{200}, size_t{3}}) {
     SCOPED_TRACE(keep);
     const Bytes cut(jpg.begin(), jpg.begin() + static_cast<std::ptrdiff_t>(keep));
-    EXPECT_NE(load_error(write_bytes("cut.jpg", cut)).find("cannot decode JPEG (libjpeg: "),
+    EXPECT_NE(image_load_error(write_bytes("cut.jpg", cut)).find("cannot decode JPEG (libjpeg: "),
               std::string::npos);
   }
-  EXPECT_NE(load_error((kData / "regressions" / "stb_jpeg_huffman_oob.jpg").string())
+  EXPECT_NE(image_load_error((kData / "regressions" / "stb_jpeg_huffman_oob.jpg").string())
                 .find("cannot decode JPEG (libjpeg: "),
             std::string::npos);
 }

@@ -152,9 +152,10 @@ TEST(Precision, Bf16NetworksBehindAFloat32InterfaceTrackFloat32) {
 
 // Issue 27's quality target on the CPU: with the text encoder and UNet in bf16 beside a float32
 // autoencoder (p2l's default for --precision bf16), each method's mean PSNR over the bundled
-// model's test images 00 and 01 × the five tasks stays within 0.1 dB of float32. At kSteps DDIM
-// steps, to fit CI; the same comparison at each method's default steps is in docs/bench.md. The
-// all-bf16 model (autoencoder too) misses it there (-0.16 dB over the jobs) and here.
+// model's test image 00 × the five tasks stays within 0.1 dB of float32. At kSteps DDIM steps and
+// on one image, to fit CI; the same comparison at each method's default steps and on more images
+// is in docs/bench.md. The all-bf16 model (autoencoder too) misses it there and here (four of the
+// five methods; on image 01 alone it would not, and at 25 steps neither image shows it).
 constexpr int64_t kSteps = 50;
 
 std::map<std::string, double> mean_psnr_per_method(const std::string& precision,
@@ -165,15 +166,13 @@ std::map<std::string, double> mean_psnr_per_method(const std::string& precision,
   o.plan.tasks = eval::evaluation_tasks();
   for (const auto& method : solvers::method_names())
     o.plan.methods.push_back({method, method, {}, ""});
-  o.plan.images = eval::evaluation_images({(kModel / "test_images" / "00_google.png").string(),
-                                           (kModel / "test_images" / "01_twitter.png").string()},
+  o.plan.images = eval::evaluation_images({(kModel / "test_images" / "00_google.png").string()},
                                           kModel.string());
   o.plan.steps = kSteps;
   o.plan.precision = precision;
   o.plan.vae_precision = vae_precision;
   o.metrics = {eval::describe_image_metric("psnr")};
   o.output = out.string();
-  o.batch = 2;  // the two images of a task and method in one solve
   o.show_progress = false;
   const auto run = eval::run_evaluation(o);
   EXPECT_TRUE(run.complete);
@@ -183,7 +182,7 @@ std::map<std::string, double> mean_psnr_per_method(const std::string& precision,
     psnr[r.at("method").get<std::string>()].push_back(r.at("psnr").get<double>());
   std::map<std::string, double> mean;
   for (const auto& [method, values] : psnr) {
-    EXPECT_EQ(values.size(), 10u) << method;
+    EXPECT_EQ(values.size(), 5u) << method;
     mean[method] = std::accumulate(values.begin(), values.end(), 0.0) / values.size();
   }
   return mean;
