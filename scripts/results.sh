@@ -63,6 +63,8 @@ if [[ $which == save ]]; then
   for dir in "$run"/*/; do
     name=$(basename "$dir")
     compgen -G "$dir/results.shard-*.jsonl" >/dev/null || continue
+    # A merged run is finished: its records belong in docs/results/, not in the partial folder.
+    [[ -f $dir/results.jsonl ]] && { echo "$dir: finished (merged), not carried"; continue; }
     mkdir -p "$carried/$name"
     cp "$dir"/results.shard-*.jsonl "$dir"/plan.shard-*.json "$carried/$name/"
     # The images too (about 6 KB each): `p2l eval --resume` runs a recorded job again when its
