@@ -155,7 +155,7 @@ TEST(Precision, Bf16NetworksBehindAFloat32InterfaceTrackFloat32) {
 // model's test image 00 × the five tasks stays within 0.1 dB of float32. At kSteps DDIM steps and
 // on one image, to fit CI; the same comparison at each method's default steps and on more images
 // is in docs/bench.md. The all-bf16 model (autoencoder too) misses it there and here (four of the
-// five methods; on image 01 alone it would not, and at 25 steps neither image shows it).
+// five methods; on image 01 alone it would not, nor at 20 or 25 steps on images 00 and 01).
 constexpr int64_t kSteps = 50;
 
 std::map<std::string, double> mean_psnr_per_method(const std::string& precision,
