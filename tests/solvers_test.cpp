@@ -242,9 +242,10 @@ class SolverBeatsNaive
 TEST_P(SolverBeatsNaive, OnTheShippedModel) {
   const auto& [method, task] = GetParam();
   auto& sd = shipped();
+  const auto images = images_for(task);
   std::vector<torch::Tensor> clean;
   std::vector<ops::Measurement> measurements;
-  for (const auto& path : images_for(task)) {
+  for (const auto& path : images) {
     clean.push_back(io::load_image(path.string()));
     measurements.push_back(measurement(task, clean.back()));
   }
@@ -255,7 +256,6 @@ TEST_P(SolverBeatsNaive, OnTheShippedModel) {
   request.show_progress = false;
   const auto outcomes = pipelines::restore_batch(
       sd, measurements, request, std::vector<uint64_t>(measurements.size(), 1));
-  const auto images = images_for(task);
   double psnr = 0, naive = 0;
   std::string per_image;
   for (size_t i = 0; i < images.size(); ++i) {
