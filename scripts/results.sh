@@ -5,6 +5,8 @@
 #   2. emoji: all five tasks × all five methods, σ_y = 0.05, each method's defaults;
 #   3. openmoji: the cross-style run, all five tasks × all five methods, and the autoencoder's
 #      reconstruction PSNR of both image sets (autoencode-emoji.json, autoencode-openmoji.json);
+#      openmoji-projection-only: P2L there with prompt tuning off, so that the difference to the
+#      openmoji run's p2l is what tuning does on a style the prior never saw;
 #   4. emoji-ablation: P2L with prompt tuning only and with projection only on the emoji set (the
 #      same measurements: seeds derive from the image and the task; P2L with both is run 2's);
 #      P2L with both off is LDPS with P2L's ρ bit for bit (a test in tests/solvers_test.cpp),
@@ -20,9 +22,10 @@
 # Each run is NP shard processes (`p2l eval --shard i/NP --resume`, THREADS threads each), merged
 # when all have finished. Interrupted, it resumes where it stopped when run again.
 #
-#   scripts/results.sh [emoji|openmoji|ablation|ablation-neither|equal-compute|equal-compute-400|
-#                       prompts|prompts-fixed|all]
-#       (default all, which is every run but ablation-neither, equal-compute-400 and prompts-fixed;
+#   scripts/results.sh [emoji|openmoji|openmoji-projection-only|ablation|ablation-neither|
+#                       equal-compute|equal-compute-400|prompts|prompts-fixed|all]
+#       (default all, which is every run but openmoji-projection-only, ablation-neither,
+#       equal-compute-400 and prompts-fixed;
 #       environment: NP=2 THREADS=1 P2L, MODEL=models/emoji-64, RUN=runs/results: another
 #       model's runs go in another folder, BATCH=1: `p2l eval --batch`, jobs of one task and
 #       method solved together — on this CPU batches of 8 give about 1.4× the jobs per hour;
@@ -37,9 +40,9 @@
 # core per image × task, two shards): P2L 28, LDPS 14, GML-DPS 17, PSLD 17, ReSample 26 — about
 # 100 s for the five methods, 7 core-hours per five-task run (runs 2 and 3). The other runs
 # follow from these: the ablation about 42 s for its two columns and 14 s for its third, P2L at
-# 100 steps about 14 s, the two prompt variants 56 s, the fixed caption 15 s, the four baselines
-# at 400 steps about 150 s. In all about 30 core-hours (the first prior's smaller UNet: about
-# three quarters).
+# 100 steps about 14 s, the two prompt variants 56 s, the fixed caption and P2L untuned on
+# OpenMoji about 15 s each, the four baselines at 400 steps about 150 s. In all about 31
+# core-hours (the first prior's smaller UNet: about three quarters).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
@@ -54,8 +57,8 @@ run=${RUN:-runs/results}
 tasks=box-inpaint,sr,motion-blur,gauss-blur,random-inpaint
 carried=docs/results/partial/$(basename "$run")
 case $which in
-  emoji | openmoji | ablation | ablation-neither | equal-compute | equal-compute-400 | prompts | \
-    prompts-fixed | all | save) ;;
+  emoji | openmoji | openmoji-projection-only | ablation | ablation-neither | equal-compute | \
+    equal-compute-400 | prompts | prompts-fixed | all | save) ;;
   *) echo "results.sh: unknown run '$which'" >&2; exit 2 ;;
 esac
 
@@ -111,6 +114,10 @@ if [[ $which == openmoji || $which == all ]]; then
     "$p2l" -q autoencode -m "$model" "$run/images/$set" --json "$run/autoencode-$set.json" >/dev/null
   done
   sharded_eval "$run/openmoji" --images "$run/images/openmoji"
+fi
+if [[ $which == openmoji-projection-only ]]; then
+  sharded_eval "$run/openmoji-projection-only" --images "$run/images/openmoji" --methods none \
+    --variant p2l-projection-only=p2l:prompt-tuning=0
 fi
 if [[ $which == ablation || $which == all ]]; then
   sharded_eval "$run/emoji-ablation" --images "$run/images/emoji" --methods none \
