@@ -15,6 +15,8 @@
 #   5. emoji-equal-compute: P2L at 100 steps, which costs what the baselines cost at run 2's 200
 #      (P2L's step is two UNet and two decoder passes, forward and backward, LDPS's one of each);
 #      emoji-equal-compute-400: the four baselines at 400 steps, against run 2's P2L at 200;
+#      emoji-projection-only-400: P2L without prompt tuning at 400 steps, which costs what run 2's
+#      P2L costs: whether the passes tuning spends would do more as steps;
 #   6. emoji-prompts: P2L started from each image's true caption (captions.json beside the images)
 #      and from the generic caption "emoji"; the null prompt is run 2's p2l column;
 #      emoji-prompts-fixed: P2L conditioned on the true caption without tuning it (prompt tuning
@@ -23,9 +25,10 @@
 # when all have finished. Interrupted, it resumes where it stopped when run again.
 #
 #   scripts/results.sh [emoji|openmoji|openmoji-projection-only|ablation|ablation-neither|
-#                       equal-compute|equal-compute-400|prompts|prompts-fixed|all]
+#                       equal-compute|equal-compute-400|projection-only-400|prompts|
+#                       prompts-fixed|all]
 #       (default all, which is every run but openmoji-projection-only, ablation-neither,
-#       equal-compute-400 and prompts-fixed;
+#       equal-compute-400, projection-only-400 and prompts-fixed;
 #       environment: NP=2 THREADS=1 P2L, MODEL=models/emoji-64, RUN=runs/results: another
 #       model's runs go in another folder, BATCH=1: `p2l eval --batch`, jobs of one task and
 #       method solved together — on this CPU batches of 8 give about 1.4× the jobs per hour;
@@ -41,8 +44,9 @@
 # 100 s for the five methods, 7 core-hours per five-task run (runs 2 and 3). The other runs
 # follow from these: the ablation about 42 s for its two columns and 14 s for its third, P2L at
 # 100 steps about 14 s, the two prompt variants 56 s, the fixed caption and P2L untuned on
-# OpenMoji about 15 s each, the four baselines at 400 steps about 150 s. In all about 31
-# core-hours (the first prior's smaller UNet: about three quarters).
+# OpenMoji about 15 s each, the four baselines at 400 steps about 150 s, P2L untuned at 400
+# steps about 30 s. In all about 33 core-hours (the first prior's smaller UNet: about three
+# quarters).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
@@ -58,7 +62,7 @@ tasks=box-inpaint,sr,motion-blur,gauss-blur,random-inpaint
 carried=docs/results/partial/$(basename "$run")
 case $which in
   emoji | openmoji | openmoji-projection-only | ablation | ablation-neither | equal-compute | \
-    equal-compute-400 | prompts | prompts-fixed | all | save) ;;
+    equal-compute-400 | projection-only-400 | prompts | prompts-fixed | all | save) ;;
   *) echo "results.sh: unknown run '$which'" >&2; exit 2 ;;
 esac
 
@@ -136,6 +140,10 @@ if [[ $which == equal-compute-400 ]]; then
   sharded_eval "$run/emoji-equal-compute-400" --images "$run/images/emoji" --methods none \
     --variant ldps-400=ldps:steps=400 --variant gml-dps-400=gml-dps:steps=400 \
     --variant psld-400=psld:steps=400 --variant resample-400=resample:steps=400
+fi
+if [[ $which == projection-only-400 ]]; then
+  sharded_eval "$run/emoji-projection-only-400" --images "$run/images/emoji" --methods none \
+    --variant p2l-projection-only-400=p2l:prompt-tuning=0,steps=400
 fi
 if [[ $which == prompts || $which == all ]]; then
   sharded_eval "$run/emoji-prompts" --images "$run/images/emoji" --methods none \
