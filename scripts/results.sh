@@ -45,8 +45,8 @@
 # follow from these: the ablation about 42 s for its two columns and 14 s for its third, P2L at
 # 100 steps about 14 s, the two prompt variants 56 s, the fixed caption and P2L untuned on
 # OpenMoji about 15 s each, the four baselines at 400 steps about 150 s, P2L untuned at 400
-# steps about 30 s. In all about 33 core-hours (the first prior's smaller UNet: about three
-# quarters).
+# steps about 17 s (measured, batches of 8). In all about 32 core-hours (the first prior's
+# smaller UNet: about three quarters).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
