@@ -17,6 +17,8 @@
 #      emoji-equal-compute-400: the four baselines at 400 steps, against run 2's P2L at 200;
 #      emoji-projection-only-400: P2L without prompt tuning at 400 steps, which costs what run 2's
 #      P2L costs: whether the passes tuning spends would do more as steps;
+#      emoji-projection-only-400-g20: the same with projection-every=20, the 10 projections of a
+#      200-step run (γ counts steps, so at 400 steps γ = 10 projects 20 times);
 #   6. emoji-prompts: P2L started from each image's true caption (captions.json beside the images)
 #      and from the generic caption "emoji"; the null prompt is run 2's p2l column;
 #      emoji-prompts-fixed: P2L conditioned on the true caption without tuning it (prompt tuning
@@ -25,10 +27,10 @@
 # when all have finished. Interrupted, it resumes where it stopped when run again.
 #
 #   scripts/results.sh [emoji|openmoji|openmoji-projection-only|ablation|ablation-neither|
-#                       equal-compute|equal-compute-400|projection-only-400|prompts|
-#                       prompts-fixed|all]
+#                       equal-compute|equal-compute-400|projection-only-400|
+#                       projection-only-400-g20|prompts|prompts-fixed|all]
 #       (default all, which is every run but openmoji-projection-only, ablation-neither,
-#       equal-compute-400, projection-only-400 and prompts-fixed;
+#       equal-compute-400, the two projection-only-400 runs and prompts-fixed;
 #       environment: NP=2 THREADS=1 P2L, MODEL=models/emoji-64, RUN=runs/results: another
 #       model's runs go in another folder, BATCH=1: `p2l eval --batch`, jobs of one task and
 #       method solved together — on this CPU batches of 8 give about 1.4× the jobs per hour;
@@ -62,7 +64,8 @@ tasks=box-inpaint,sr,motion-blur,gauss-blur,random-inpaint
 carried=docs/results/partial/$(basename "$run")
 case $which in
   emoji | openmoji | openmoji-projection-only | ablation | ablation-neither | equal-compute | \
-    equal-compute-400 | projection-only-400 | prompts | prompts-fixed | all | save) ;;
+    equal-compute-400 | projection-only-400 | projection-only-400-g20 | prompts | prompts-fixed | \
+    all | save) ;;
   *) echo "results.sh: unknown run '$which'" >&2; exit 2 ;;
 esac
 
@@ -144,6 +147,10 @@ fi
 if [[ $which == projection-only-400 ]]; then
   sharded_eval "$run/emoji-projection-only-400" --images "$run/images/emoji" --methods none \
     --variant p2l-projection-only-400=p2l:prompt-tuning=0,steps=400
+fi
+if [[ $which == projection-only-400-g20 ]]; then
+  sharded_eval "$run/emoji-projection-only-400-g20" --images "$run/images/emoji" --methods none \
+    --variant p2l-projection-only-400-g20=p2l:prompt-tuning=0,steps=400,projection-every=20
 fi
 if [[ $which == prompts || $which == all ]]; then
   sharded_eval "$run/emoji-prompts" --images "$run/images/emoji" --methods none \
