@@ -23,7 +23,8 @@
 #
 #   PHASES="version sd sd-vae sd-1000" scripts/gpu_check.sh          (first call)
 #   PHASES="sd-tune batch eval tests" TEST_FILTER="*ModelGolden*:ModelLayouts*:Checkpoint* \
-#     Precision*:Linking*:Flops*:OperatorDevice*:-*Quality BatchedSolve*:Solvers.*" scripts/gpu_check.sh
+#     Precision*:Linking*:Flops*:OperatorDevice*:DiffusionTraining.Cuda*:-*Quality \
+#     BatchedSolve*:Solvers.*" scripts/gpu_check.sh
 # (second call, at once, while the machine is warm: the build is kept). 2026-12-04 these took
 # 264 s and 402 s of one 15-minute lease (docs/bench.md); the machine had gone cold in between.
 #   environment: OUT, TORCH_DIR, DEPS_TAR, GOLDENS_TAR, GOLDENS, IMAGES, BUILD_S, EVAL_S,

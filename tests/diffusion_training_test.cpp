@@ -1,9 +1,12 @@
 // The UNet stage's training options on the shipped emoji model: mirror augmentation (which
 // emoji may be mirrored, the mirrored latents, and that the option changes nothing but the
 // latents drawn), min-SNR-γ loss weighting (its weights, and that a γ above every SNR is the
-// plain loss), offset noise (its constants, and that it changes nothing but the noise) and
-// balanced draws (every base emoji equally often).
+// plain loss), offset noise (its constants, and that it changes nothing but the noise),
+// balanced draws (every base emoji equally often), resuming from a checkpoint (bit for bit) and
+// training on a CUDA device.
 #include <gtest/gtest.h>
+
+#include <torch/cuda.h>
 
 #include <filesystem>
 
@@ -95,22 +98,28 @@ train::LatentSet made_up_latents(model::StableDiffusion& sd) {
   return set;
 }
 
-// The UNet after a few steps of train_diffusion from the shipped weights.
+torch::Tensor flat_parameters(torch::nn::Module& module) {
+  std::vector<torch::Tensor> flat;
+  for (const auto& p : module.parameters()) flat.push_back(p.detach().flatten());
+  return torch::cat(flat);
+}
+
+// The UNet after `steps` steps of train_diffusion from the shipped weights, in the run folder
+// `name`: a new run, or with `resume` the one its last call left there (which checkpoints at
+// its last step).
 torch::Tensor trained_unet(const train::LatentSet& latents, const train::DiffusionOptions& base,
-                           const std::string& name) {
+                           const std::string& name, int64_t steps = 3, bool resume = false) {
   auto sd = fresh_model();
   train::DiffusionOptions o = base;
-  o.steps = 3;
+  o.steps = steps;
   o.batch = 4;
   o.warmup = 1;
-  o.resume = false;
+  o.resume = resume;
   o.checkpoint_every = 1000;
   const auto run = scratch_dir<kDiffusionTrainingScratch>() / name;
-  fs::remove_all(run);
+  if (!resume) fs::remove_all(run);
   train::train_diffusion(sd, latents, o, run.string());
-  std::vector<torch::Tensor> flat;
-  for (const auto& p : sd.unet->parameters()) flat.push_back(p.detach().flatten());
-  return torch::cat(flat);
+  return flat_parameters(*sd.unet);
 }
 
 TEST(DiffusionTraining, MirrorChangesOnlyTheLatentsDrawn) {
@@ -225,6 +234,53 @@ TEST(DiffusionTraining, MirroredLatentsAreTheMirrorImagesEncodings) {
   EXPECT_TRUE(torch::equal(set.nameless_ids, nameless));
   EXPECT_FALSE(train::encode_latents(sd.vae, data, *sd.tokenizer, sd.config.text.max_positions)
                    .mirrored_mean.defined());
+}
+
+// A run stopped at a checkpoint and resumed is the uninterrupted run, bit for bit, with the
+// UNet's dropout on (the recipe's 0.1), whose masks come from the global generator, not the
+// step's.
+TEST(DiffusionTraining, ResumedRunIsTheUninterruptedRun) {
+  auto sd = fresh_model();
+  const auto latents = made_up_latents(sd);
+  train::DiffusionOptions o;
+  o.dropout = 0.1;
+  o.schedule_steps = 3;  // the learning rates of a 3-step run in the 2-step one too
+  const auto whole = trained_unet(latents, o, "uninterrupted");
+  trained_unet(latents, o, "interrupted", 2);
+  EXPECT_TRUE(torch::equal(trained_unet(latents, o, "interrupted", 3, /*resume=*/true), whole));
+  o.dropout = 0;  // the dropout acts: without it, another run
+  EXPECT_FALSE(torch::equal(trained_unet(latents, o, "without-dropout"), whole));
+}
+
+// The UNet stage on a CUDA device (DiffusionOptions::device; skipped without one): the batches,
+// timesteps and noise are drawn on the CPU, so the weights after a few steps are the CPU run's up
+// to rounding, they come back to the CPU, and a checkpoint written on one device resumes on the
+// other.
+TEST(DiffusionTraining, CudaTracksTheCpuAndCheckpointsResumeAcrossDevices) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  auto sd = fresh_model();
+  const auto latents = made_up_latents(sd);
+  const auto initial = flat_parameters(*sd.unet);
+  train::DiffusionOptions o;
+  o.schedule_steps = 3;
+  o.ema_decay = 0;  // the weights returned are the last step's
+  const auto cpu = trained_unet(latents, o, "cpu");
+  // Distance to the CPU run's weights relative to how far that run moved them. Adam's first
+  // steps move each weight by about lr · sign(gradient), so a weight whose gradient is near 0
+  // may move either way on either device (and cuDNN convolutions may use TF32): a few per cent,
+  // against about 1.4 for an unrelated update.
+  const double tolerance = 0.05;
+  auto gap = [&](const torch::Tensor& w) {
+    EXPECT_TRUE(w.device().is_cpu());
+    return ((w - cpu).norm() / (cpu - initial).norm()).item<double>();
+  };
+  train::DiffusionOptions cuda = o;
+  cuda.device = torch::kCUDA;
+  EXPECT_LT(gap(trained_unet(latents, cuda, "cuda")), tolerance);
+  trained_unet(latents, cuda, "cuda-then-cpu", 2);
+  EXPECT_LT(gap(trained_unet(latents, o, "cuda-then-cpu", 3, /*resume=*/true)), tolerance);
+  trained_unet(latents, o, "cpu-then-cuda", 2);
+  EXPECT_LT(gap(trained_unet(latents, cuda, "cpu-then-cuda", 3, /*resume=*/true)), tolerance);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // architecture record, the recipe called as library code, and the errors.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <torch/cuda.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -271,6 +272,9 @@ TEST_F(TrainTestImages, UnetOptionErrorsAreOneLine) {
   expect_one_line_error(run_p2l("train unet --unet-snr-gamma -1"), "--unet-snr-gamma");
   expect_one_line_error(run_p2l("train unet --unet-noise-offset -0.1"), "--unet-noise-offset");
   expect_one_line_error(run_p2l("train unet --unet-name-dropout 1.5"), "--unet-name-dropout");
+  expect_one_line_error(run_p2l("train unet --device tpu"), "unknown device 'tpu'");
+  if (!torch::cuda::is_available())
+    expect_one_line_error(run_p2l("train unet --device cuda"), "CUDA is not available");
   expect_one_line_error(run_p2l("train unet --run " + (root_ / "run").string() +
                                 " --autoencoder-from " + (root_ / "no-model").string()),
                         "no-model");
@@ -308,6 +312,10 @@ TEST_F(TrainTestImages, TheRecipeRunsFromTheLibrary) {
   r = recipe;
   r.unet_channels = {32, 64, 100};
   refused(r, "--unet-channels: 100 is not a multiple of 32");
+  r = recipe;
+  r.stage = "all";  // only the UNet stage trains on a GPU
+  r.unet.device = torch::Device(torch::kCUDA);
+  refused(r, "train all: --device cuda is for the unet stage");
   r = recipe;
   r.stage = "everything";
   refused(r, "unknown stage 'everything'");

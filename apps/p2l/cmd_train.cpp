@@ -112,6 +112,11 @@ void add_train_command(CLI::App& app) {
       ->check(non_negative());
   cmd->add_option("--fd-emoji", a->fd_emoji,
                   "FD-emoji network for the report's recognition (default <out>/fd_emoji)");
+  auto device = std::make_shared<std::string>("cpu");
+  cmd->add_option("--device", *device,
+                  "unet: where the text encoder and UNet train (cpu, cuda or cuda:N); the other "
+                  "stages train on the CPU")
+      ->capture_default_str();
   cmd->add_option("--monitor-every", a->unet.monitor_every,
                   "UNet steps between train/test loss checks and EMA snapshots (0 = none)")
       ->check(non_negative());
@@ -146,7 +151,8 @@ void add_train_command(CLI::App& app) {
         a->vae.resume = a->decoder.resume = a->unet.resume = a->features.resume = false;
       },
       "Start over instead of resuming from the run folder's checkpoints");
-  cmd->callback([a, text_width, text_layers, unet_attention, unet_channels] {
+  cmd->callback([a, device, text_width, text_layers, unet_attention, unet_channels] {
+    a->unet.device = parse_device(*device);
     a->unet.checkpoint_every = a->decoder.checkpoint_every = a->features.checkpoint_every =
         a->vae.checkpoint_every;
     if ((text_width->count() || text_layers->count() || unet_attention->count() ||

@@ -319,6 +319,7 @@ void stage_unet(const EmojiRecipe& a) {
                                                   {"noise_offset", a.unet.noise_offset},
                                                   {"name_dropout", a.unet.name_dropout},
                                                   {"balance_bases", a.unet.balance_bases},
+                                                  {"device", a.unet.device.str()},
                                                   {"seconds", progress.elapsed_seconds()}});
 }
 
@@ -649,6 +650,9 @@ void check_recipe(const EmojiRecipe& a) {
     throw Error("train: unknown stage '" + s + "'");
   if (!a.autoencoder_from.empty() && s != "unet" && s != "export")
     throw Error("train " + s + ": --autoencoder-from is for the unet and export stages");
+  if (!a.unet.device.is_cpu() && s != "unet")
+    throw Error("train " + s + ": --device " + a.unet.device.str() +
+                " is for the unet stage (the other stages train on the CPU)");
   // The flag's own message; emoji_unet_config's validation would not name it.
   const int64_t groups = model::UNetConfig{}.norm_groups;
   for (const int64_t width : a.unet_channels)

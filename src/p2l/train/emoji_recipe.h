@@ -60,7 +60,8 @@ struct EmojiRecipe {
 const std::vector<std::string>& recipe_stages();
 
 // Throws p2l::Error for an unknown stage or settings that cannot go together (--autoencoder-from
-// outside unet/export, a UNet width that is not a multiple of its group-norm groups).
+// outside unet/export, a device other than the CPU outside unet, a UNet width that is not a
+// multiple of its group-norm groups).
 void check_recipe(const EmojiRecipe& recipe);
 
 // Runs the recipe's stage (every stage for "all"; split only when the split file is missing).

@@ -271,6 +271,12 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
   const auto& config = sd.config;
   model::UNet ema_unet(config.unet);
   model::ClipTextModel ema_text(config.text);
+  const auto home = sd.device();
+  // On the training device before the optimiser takes the parameters.
+  for (auto* m : std::initializer_list<torch::nn::Module*>{
+           sd.unet.ptr().get(), sd.text_encoder.ptr().get(), ema_unet.ptr().get(),
+           ema_text.ptr().get()})
+    m->to(o.device);
   copy_parameters(*ema_unet, *sd.unet);
   copy_parameters(*ema_text, *sd.text_encoder);
   if (o.channels_last) model::use_channels_last(*sd.unet);
@@ -285,7 +291,7 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
       {"ema_text", ema_text.ptr().get()}};
   int64_t step = 0;
   if (o.resume && fs::exists(state)) {
-    step = load_training_state(state, modules, optimizer);
+    step = load_training_state(state, modules, optimizer, o.device);
     log::info("diffusion: resuming at step " + std::to_string(step));
   }
   sd.unet->set_dropout(o.dropout);
@@ -313,6 +319,9 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
   for (; step < o.steps; ++step) {
     set_learning_rate(optimizer, cosine_lr(o.lr, step, schedule, o.warmup, 0.1));
     auto gen = step_generator(o.seed, step);
+    // The UNet's dropout draws from the global generators (the CPU's and the device's): seeded
+    // by the step as well, so a resumed run's masks are those of the uninterrupted run.
+    torch::manual_seed(step_seed(o.seed, step));
     auto index = draw_items(latents, o.batch, o.balance_bases, gen);
     auto mean = latents.mean.index_select(0, index);
     auto std = latents.std.index_select(0, index);
@@ -337,13 +346,14 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
     }
     auto z0 = (mean + std * posterior_noise) * scale;
     auto a = alphas.index_select(0, t).view({-1, 1, 1, 1});
-    auto zt = a.sqrt() * z0 + (1 - a).sqrt() * eps;
+    auto zt = (a.sqrt() * z0 + (1 - a).sqrt() * eps).to(o.device);
     if (o.channels_last) zt = zt.contiguous(at::MemoryFormat::ChannelsLast);
-    auto context = sd.text_encoder->forward(ids).last_hidden_state;
-    auto error = (sd.unet->forward(zt, t, context) - eps).pow(2);
-    auto loss = o.snr_gamma > 0
-                    ? (error.mean({1, 2, 3}) * min_snr_weights(a.flatten(), o.snr_gamma)).mean()
-                    : error.mean();
+    auto context = sd.text_encoder->forward(ids.to(o.device)).last_hidden_state;
+    auto error = (sd.unet->forward(zt, t.to(o.device), context) - eps.to(o.device)).pow(2);
+    auto loss = o.snr_gamma > 0 ? (error.mean({1, 2, 3}) *
+                                   min_snr_weights(a.flatten(), o.snr_gamma).to(o.device))
+                                      .mean()
+                                : error.mean();
     optimizer.zero_grad();
     loss.backward();
     torch::nn::utils::clip_grad_norm_(params, 1.0);
@@ -360,6 +370,8 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
   }
   copy_parameters(*sd.unet, *ema_unet);
   copy_parameters(*sd.text_encoder, *ema_text);
+  sd.unet->to(home);
+  sd.text_encoder->to(home);
   sd.eval();
 }
 
@@ -368,6 +380,7 @@ double denoising_loss(model::StableDiffusion& sd, const LatentSet& latents, uint
   torch::NoGradGuard no_grad;
   sd.eval();
   auto gen = at::detail::createCPUGenerator(seed);
+  const auto device = sd.device();
   const auto& alphas = sd.schedule->alphas_cumprod();
   const int64_t n = latents.mean.size(0);
   const int64_t T = sd.config.schedule.num_train_timesteps;
@@ -381,8 +394,12 @@ double denoising_loss(model::StableDiffusion& sd, const LatentSet& latents, uint
       auto t = torch::full({b}, level, torch::TensorOptions().dtype(torch::kLong));
       auto eps = torch::randn(z0.sizes(), gen, z0.options());
       auto a = alphas.index_select(0, t).view({-1, 1, 1, 1});
-      auto zt = a.sqrt() * z0 + (1 - a).sqrt() * eps;
-      total += (sd.unet->forward(zt, t, context) - eps).pow(2).mean({1, 2, 3}).sum().item<double>();
+      auto zt = (a.sqrt() * z0 + (1 - a).sqrt() * eps).to(device);
+      total += (sd.unet->forward(zt, t.to(device), context) - eps.to(device))
+                   .pow(2)
+                   .mean({1, 2, 3})
+                   .sum()
+                   .item<double>();
     }
   }
   return total / (n * levels);

@@ -101,6 +101,10 @@ struct DiffusionOptions : StageOptions {
   // and hands come in up to 26 skin-tone variants, so drawing images gives them 60 % of the
   // batches though they are 20 % of the emoji, and an object is seen a fifth as often as a face.
   bool balance_bases = false;
+  // Where the text encoder and UNet train (a CUDA GPU: the stage's compute in minutes). The
+  // random draws stay on the CPU, so a run's batches, timesteps and noise are the same on every
+  // device and a checkpoint resumes on any of them.
+  torch::Device device = torch::kCPU;
 };
 // The min-SNR-γ weights min(SNR, γ) / SNR, SNR = ᾱ / (1 − ᾱ), of cumulative alphas ᾱ (any shape).
 torch::Tensor min_snr_weights(const torch::Tensor& alphas_cumprod, double gamma);
@@ -128,14 +132,15 @@ LatentSet encode_latents(model::AutoencoderKL& vae, const EmojiSet& data,
                          bool mirrors = false);
 
 // Trains text encoder + UNet jointly (ε-prediction, SD's schedule) on scaled latents; `model`
-// holds the VAE (with its scaling factor set) and receives the EMA weights.
+// holds the VAE (with its scaling factor set) and receives the EMA weights, back on the device
+// its networks came on.
 void train_diffusion(model::StableDiffusion& model, const LatentSet& latents,
                      const DiffusionOptions& options, const std::string& run_dir,
                      const StepReport& report = {}, const DiffusionMonitor& monitor = {});
 
 // Mean ε-prediction loss over a latent set for comparing splits: every latent at the same
 // `levels` evenly spaced timesteps (so both splits see the same t, and the t-to-t spread of the
-// loss does not enter the comparison), with seeded noise.
+// loss does not enter the comparison), with seeded noise; on the device of the model's UNet.
 double denoising_loss(model::StableDiffusion& model, const LatentSet& latents, uint64_t seed,
                       int64_t levels = 10, int64_t batch = 64);
 

@@ -42,10 +42,12 @@ void save_training_state(const std::string& path, int64_t step,
 
 int64_t load_training_state(const std::string& path,
                             const std::vector<std::pair<std::string, torch::nn::Module*>>& modules,
-                            torch::optim::Optimizer& optimizer) {
+                            torch::optim::Optimizer& optimizer, torch::Device device) {
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    // Mapped onto the modules' device: a tensor read onto another device than its parameter's
+    // would move the parameter there, away from the optimiser.
+    archive.load_from(path, device);
     torch::Tensor step;
     archive.read("step", step);
     for (const auto& [name, module] : modules) {
@@ -76,8 +78,12 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
 }
 
+uint64_t step_seed(uint64_t seed, int64_t step) {
+  return seed * 1000003ull + static_cast<uint64_t>(step) + 1;
+}
+
 at::Generator step_generator(uint64_t seed, int64_t step) {
-  return at::detail::createCPUGenerator(seed * 1000003ull + static_cast<uint64_t>(step) + 1);
+  return at::detail::createCPUGenerator(step_seed(seed, step));
 }
 
 }  // namespace p2l::train
