@@ -25,7 +25,9 @@
 #   PHASES="sd-tune batch eval tests" TEST_FILTER="*ModelGolden*:ModelLayouts*:Checkpoint* \
 #     Precision*:Linking*:Flops*:OperatorDevice*:DiffusionTraining.Cuda*:-*Quality \
 #     BatchedSolve*:Solvers.*" scripts/gpu_check.sh
-# (second call, at once, while the machine is warm: the build is kept). 2026-12-04 these took
+# (second call, at once, while the machine is warm: the build is kept). A call carries the whole
+# working tree, at most 64 MiB: `git ls-files -z | du -cb --files0-from=- | tail -1` must stay
+# below 67,108,864 (65,466,718 on 2026-12-06, with docs/' records gzip-compressed). 2026-12-04 these took
 # 264 s and 402 s of one 15-minute lease (docs/bench.md); the machine had gone cold in between.
 #   environment: OUT, TORCH_DIR, DEPS_TAR, GOLDENS_TAR, GOLDENS, IMAGES, BUILD_S, EVAL_S,
 #                TEST_S, TEST_FILTER, SD_WARMUP, SD_STEPS, SD_1000_PRECISION, SD_1000_S

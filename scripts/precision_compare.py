@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Compares evaluation records of one plan run in several precisions (scripts/gpu_check.sh).
 
-    precision_compare.py REFERENCE.jsonl OTHER.jsonl [...]
+    precision_compare.py REFERENCE.jsonl OTHER.jsonl [...]     (or .jsonl.gz, as committed)
 
 For each other file: the jobs finished in both, each method's mean PSNR in both and the
 difference, and the largest per-job difference. Prints markdown."""
+import gzip
 import json
 import sys
 from collections import defaultdict
@@ -13,7 +14,7 @@ from collections import defaultdict
 def load(path):
     records = {}
     try:
-        with open(path) as f:
+        with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as f:
             for line in f:
                 line = line.strip()
                 if not line:

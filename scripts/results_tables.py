@@ -34,9 +34,11 @@ autoencoder's own reconstruction PSNR of the same images, per task: on how many 
 method stays below it, the mean of both, and their correlation over the images.
 
 Shard files (results.shard-*.jsonl) may be given together; only finished jobs ("status": "ok")
-count, and a job recorded twice (a resumed shard) counts once.
+count, and a job recorded twice (a resumed shard) counts once. Records compressed as committed
+under docs/ (results.jsonl.gz) are read as they are.
 """
 import argparse
+import gzip
 import json
 import math
 import statistics
@@ -45,7 +47,7 @@ import statistics
 def load(paths):
     records = {}
     for path in paths:
-        with open(path) as f:
+        with gzip.open(path, "rt") if path.endswith(".gz") else open(path) as f:
             for line in f:
                 if not line.strip():
                     continue
