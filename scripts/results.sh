@@ -97,7 +97,8 @@ sharded_eval() {
   local out=$1
   shift
   local pids=()
-  local saved=$carried/$(basename "$out")
+  local saved
+  saved=$carried/$(basename "$out")
   if [[ -d $saved ]] && ! compgen -G "$out/results.shard-*.jsonl" >/dev/null; then
     mkdir -p "$out"
     cp -r "$saved"/. "$out/"
