@@ -273,10 +273,10 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
   model::ClipTextModel ema_text(config.text);
   const auto home = sd.device();
   // On the training device before the optimiser takes the parameters.
-  for (auto* m : std::initializer_list<torch::nn::Module*>{
-           sd.unet.ptr().get(), sd.text_encoder.ptr().get(), ema_unet.ptr().get(),
-           ema_text.ptr().get()})
-    m->to(o.device);
+  sd.unet->to(o.device);
+  sd.text_encoder->to(o.device);
+  ema_unet->to(o.device);
+  ema_text->to(o.device);
   copy_parameters(*ema_unet, *sd.unet);
   copy_parameters(*ema_text, *sd.text_encoder);
   if (o.channels_last) model::use_channels_last(*sd.unet);
@@ -291,7 +291,7 @@ void train_diffusion(model::StableDiffusion& sd, const LatentSet& latents,
       {"ema_text", ema_text.ptr().get()}};
   int64_t step = 0;
   if (o.resume && fs::exists(state)) {
-    step = load_training_state(state, modules, optimizer, o.device);
+    step = load_training_state(state, modules, optimizer);
     log::info("diffusion: resuming at step " + std::to_string(step));
   }
   sd.unet->set_dropout(o.dropout);

@@ -42,11 +42,12 @@ void save_training_state(const std::string& path, int64_t step,
 
 int64_t load_training_state(const std::string& path,
                             const std::vector<std::pair<std::string, torch::nn::Module*>>& modules,
-                            torch::optim::Optimizer& optimizer, torch::Device device) {
+                            torch::optim::Optimizer& optimizer) {
   try {
-    torch::serialize::InputArchive archive;
     // Mapped onto the modules' device: a tensor read onto another device than its parameter's
     // would move the parameter there, away from the optimiser.
+    const auto device = modules.front().second->parameters().front().device();
+    torch::serialize::InputArchive archive;
     archive.load_from(path, device);
     torch::Tensor step;
     archive.read("step", step);

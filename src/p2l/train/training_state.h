@@ -18,13 +18,11 @@ void copy_parameters(torch::nn::Module& to, const torch::nn::Module& from);
 void save_training_state(const std::string& path, int64_t step,
                          const std::vector<std::pair<std::string, torch::nn::Module*>>& modules,
                          torch::optim::Optimizer& optimizer);
-// Loads what save_training_state wrote onto `device`, where the modules and the optimiser's
-// parameters are (a checkpoint saved on one device resumes on another); returns the step.
-// Throws p2l::Error naming the file.
+// Loads what save_training_state wrote onto the device the modules are on (a checkpoint saved
+// on one device resumes on another); returns the step. Throws p2l::Error naming the file.
 int64_t load_training_state(const std::string& path,
                             const std::vector<std::pair<std::string, torch::nn::Module*>>& modules,
-                            torch::optim::Optimizer& optimizer,
-                            torch::Device device = torch::kCPU);
+                            torch::optim::Optimizer& optimizer);
 
 // Cosine decay from lr to lr·final_fraction over `total` steps, after a linear warm-up.
 double cosine_lr(double lr, int64_t step, int64_t total, int64_t warmup, double final_fraction);
